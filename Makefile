@@ -1,0 +1,47 @@
+# Every target sets itself up: a virtualenv in .venv with the pinned dependencies.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt layers/shared/requirements.txt | cksum | cut -d' ' -f1)
+export SAM_CLI_TELEMETRY := 0
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+PYTEST := $(BIN)/python -m pytest
+
+.PHONY: dev test lint types validate build unit integration layer-check browser invoke bench clean
+
+$(STAMP): requirements-dev.txt layers/shared/requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required") if sys.version_info < (3, 11) else None'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	rm -f $(VENV)/.installed-* && touch $@
+
+test: lint types validate unit integration layer-check browser  ## every check CI runs
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: $(STAMP)
+	$(BIN)/mypy
+
+validate: $(STAMP)
+	$(BIN)/sam validate --lint
+
+unit: $(STAMP)
+	$(PYTEST) tests/unit
+
+integration: $(STAMP)
+	$(PYTEST) tests/integration
+
+build: $(STAMP)
+	$(BIN)/sam build
+
+layer-check: build
+	$(PYTEST) tests/build
+
+browser: $(STAMP)
+	$(PYTEST) tests/e2e
+
+clean:
+	rm -rf .aws-sam .mypy_cache .ruff_cache .pytest_cache test-output

@@ -1,0 +1,89 @@
+"""The DynamoDB mapping from app user to Stripe customer: get, create-if-absent, delete."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from portal_links.errors import StoreUnavailable
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+
+@dataclass(frozen=True)
+class CustomerLink:
+    app_user_id: str
+    stripe_customer_id: str
+    livemode: bool
+    created_at: str
+
+
+def new_link(app_user_id: str, stripe_customer_id: str, livemode: bool) -> CustomerLink:
+    created_at = datetime.now(UTC).isoformat(timespec="seconds")
+    return CustomerLink(app_user_id, stripe_customer_id, livemode, created_at)
+
+
+class CustomerTable:
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def get(self, app_user_id: str) -> CustomerLink | None:
+        try:
+            response = self._client.get_item(
+                TableName=self._table, Key={"app_user_id": {"S": app_user_id}}, ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreUnavailable(f"customers table read failed: {_reason(exc)}") from exc
+        item = response.get("Item")
+        return _link_from(item) if item else None
+
+    def put_if_absent(self, link: CustomerLink) -> CustomerLink:
+        """Write the link unless the user already has one; either way return the link that is stored."""
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={
+                    "app_user_id": {"S": link.app_user_id},
+                    "stripe_customer_id": {"S": link.stripe_customer_id},
+                    "livemode": {"BOOL": link.livemode},
+                    "created_at": {"S": link.created_at},
+                },
+                ConditionExpression="attribute_not_exists(app_user_id)",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise StoreUnavailable(f"customers table write failed: {_reason(exc)}") from exc
+            existing = self.get(link.app_user_id)
+            if existing is None:
+                raise StoreUnavailable("customers table lost a row it just reported") from exc
+            return existing
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"customers table write failed: {_reason(exc)}") from exc
+        return link
+
+    def delete(self, app_user_id: str) -> None:
+        try:
+            self._client.delete_item(TableName=self._table, Key={"app_user_id": {"S": app_user_id}})
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreUnavailable(f"customers table delete failed: {_reason(exc)}") from exc
+
+
+def _link_from(item: dict[str, AttributeValueTypeDef]) -> CustomerLink:
+    return CustomerLink(
+        app_user_id=item["app_user_id"]["S"],
+        stripe_customer_id=item["stripe_customer_id"]["S"],
+        livemode=item.get("livemode", {}).get("BOOL", False),
+        created_at=item.get("created_at", {}).get("S", ""),
+    )
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", "ClientError"))
+    return type(exc).__name__

@@ -1,0 +1,91 @@
+"""What can go wrong, in the domain's words: each error has a stable `code`; http maps it to a status."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class PortalError(Exception):
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, detail: str, *, param: str | None = None, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.param = param
+        self.extra = extra or {}
+
+
+class Unauthenticated(PortalError):
+    code = "unauthenticated"
+
+
+class CsrfRejected(PortalError):
+    code = "csrf_rejected"
+
+
+class InvalidParameter(PortalError):
+    code = "invalid_parameter"
+
+
+class UnknownParameter(PortalError):
+    code = "unknown_parameter"
+
+
+class NoBillingAccount(PortalError):
+    code = "no_billing_account"
+
+
+class RouteNotFound(PortalError):
+    code = "not_found"
+
+
+class UnknownFlow(PortalError):
+    code = "unknown_flow"
+
+
+class SubscriptionNotFound(PortalError):
+    code = "subscription_not_found"
+
+
+class NoSubscription(PortalError):
+    code = "no_subscription"
+
+
+class SubscriptionAmbiguous(PortalError):
+    code = "subscription_ambiguous"
+
+
+class SubscriptionNotCancelable(PortalError):
+    code = "subscription_not_cancelable"
+
+
+class SubscriptionNotUpdatable(PortalError):
+    code = "subscription_not_updatable"
+
+
+class UnchangedSubscription(PortalError):
+    code = "subscription_unchanged"
+
+
+class Unavailable(PortalError):
+    """A dependency is down or slow; the client may retry after `retry_after` seconds."""
+
+    retry_after: ClassVar[int] = 5
+
+
+class StripeUnavailable(Unavailable):
+    code = "stripe_unavailable"
+
+
+class StoreUnavailable(Unavailable):
+    code = "store_unavailable"
+
+
+class IdentityProviderUnavailable(Unavailable):
+    code = "identity_provider_unavailable"
+
+
+class StripeRejected(PortalError):
+    """Stripe refused a request we built; a bug or a misconfiguration, never the client's fault."""
+
+    code = "stripe_rejected"

@@ -1,0 +1,227 @@
+"""Configuration, read once at cold start into one typed, validated object.
+
+This is the only module that reads the environment. A bad value fails the cold start with a
+`ConfigurationError` that names the setting, so a misconfigured deployment never serves a request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum, StrEnum
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+DEFAULT_STRIPE_API_VERSION = "2026-10-28.endive"
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+_E = TypeVar("_E", bound=Enum)
+
+
+class ConfigurationError(Exception):
+    """A setting is missing or invalid; the message names it."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting
+
+
+class MissingCustomerPolicy(StrEnum):
+    CREATE = "create"
+    REFUSE = "refuse"
+
+
+class TokenUse(StrEnum):
+    """Cognito puts `token_use` in its tokens; any other OIDC issuer leaves this unset."""
+
+    ANY_OIDC = "oidc"
+    ACCESS = "access"
+    ID = "id"
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    issuer: str
+    audience: str
+    token_use: TokenUse
+    jwks_url: str | None
+    cookie_name: str
+    leeway_seconds: int
+
+
+@dataclass(frozen=True)
+class StripeSettings:
+    api_key: str | None
+    secret_arn: str | None
+    api_base: str | None
+    api_version: str
+    timeout_seconds: float
+    max_network_retries: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    customers_table: str
+    auth: AuthSettings
+    stripe: StripeSettings
+    allowed_origins: frozenset[str]
+    allow_insecure_localhost: bool
+    default_return_url: str
+    sign_in_url: str
+    missing_customer: MissingCustomerPolicy
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    env = _Env(os.environ if environ is None else environ)
+    allow_insecure_localhost = env.boolean("ALLOW_INSECURE_LOCALHOST", default=False)
+    allowed_origins = frozenset(
+        _origin("ALLOWED_ORIGINS", item.strip(), allow_insecure_localhost)
+        for item in env.required("ALLOWED_ORIGINS").split(",")
+        if item.strip()
+    )
+    if not allowed_origins:
+        raise ConfigurationError("ALLOWED_ORIGINS", "list at least one origin, e.g. https://app.example.com")
+    default_return_url = env.required("DEFAULT_RETURN_URL")
+    if origin_of(default_return_url) not in allowed_origins:
+        raise ConfigurationError("DEFAULT_RETURN_URL", "its origin must be one of ALLOWED_ORIGINS")
+    sign_in_url = env.required("SIGN_IN_URL")
+    _absolute_url("SIGN_IN_URL", sign_in_url, allow_insecure_localhost)
+
+    return Settings(
+        customers_table=env.required("CUSTOMERS_TABLE"),
+        auth=_auth_settings(env, allow_insecure_localhost),
+        stripe=_stripe_settings(env, allow_insecure_localhost),
+        allowed_origins=allowed_origins,
+        allow_insecure_localhost=allow_insecure_localhost,
+        default_return_url=default_return_url,
+        sign_in_url=sign_in_url,
+        missing_customer=env.choice("MISSING_CUSTOMER", MissingCustomerPolicy, MissingCustomerPolicy.CREATE),
+    )
+
+
+def origin_of(url: str) -> str | None:
+    """`scheme://host[:port]` of an absolute http(s) URL, with default ports dropped; None otherwise."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    default_port = 443 if parts.scheme == "https" else 80
+    suffix = f":{port}" if port is not None and port != default_port else ""
+    return f"{parts.scheme}://{host}{suffix}"
+
+
+def _auth_settings(env: _Env, allow_insecure_localhost: bool) -> AuthSettings:
+    issuer = env.required("AUTH_ISSUER").rstrip("/")
+    _absolute_url("AUTH_ISSUER", issuer, allow_insecure_localhost)
+    jwks_url = env.optional("AUTH_JWKS_URL")
+    if jwks_url:
+        _absolute_url("AUTH_JWKS_URL", jwks_url, allow_insecure_localhost)
+    cookie_name = env.optional("AUTH_COOKIE_NAME") or "session"
+    if not cookie_name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise ConfigurationError("AUTH_COOKIE_NAME", "use letters, digits, '-', '_' or '.'")
+    return AuthSettings(
+        issuer=issuer,
+        audience=env.required("AUTH_AUDIENCE"),
+        token_use=env.choice("AUTH_TOKEN_USE", TokenUse, TokenUse.ANY_OIDC),
+        jwks_url=jwks_url,
+        cookie_name=cookie_name,
+        leeway_seconds=env.integer("AUTH_LEEWAY_SECONDS", default=30, low=0, high=300),
+    )
+
+
+def _stripe_settings(env: _Env, allow_insecure_localhost: bool) -> StripeSettings:
+    api_key = env.optional("STRIPE_API_KEY")
+    secret_arn = env.optional("STRIPE_SECRET_ARN")
+    if bool(api_key) == bool(secret_arn):
+        raise ConfigurationError(
+            "STRIPE_SECRET_ARN",
+            "set exactly one of STRIPE_SECRET_ARN (deployed) or STRIPE_API_KEY (local use only)",
+        )
+    if api_key and not api_key.startswith(("sk_", "rk_")):
+        raise ConfigurationError("STRIPE_API_KEY", "expected a secret (sk_…) or restricted (rk_…) key")
+    api_base = env.optional("STRIPE_API_BASE")
+    if api_base:
+        _absolute_url("STRIPE_API_BASE", api_base, allow_insecure_localhost=True)
+    timeout = env.number("STRIPE_TIMEOUT_SECONDS", default=8.0, low=1.0, high=20.0)
+    retries = env.integer("STRIPE_MAX_NETWORK_RETRIES", default=2, low=2, high=5)
+    return StripeSettings(
+        api_key=api_key,
+        secret_arn=secret_arn,
+        api_base=api_base.rstrip("/") if api_base else None,
+        api_version=env.optional("STRIPE_API_VERSION") or DEFAULT_STRIPE_API_VERSION,
+        timeout_seconds=timeout,
+        max_network_retries=retries,
+    )
+
+
+def _origin(setting: str, value: str, allow_insecure_localhost: bool) -> str:
+    origin = origin_of(value)
+    if origin is None or value.rstrip("/") != origin:
+        raise ConfigurationError(setting, f"{value!r} is not an origin (scheme://host[:port], no path)")
+    _absolute_url(setting, value, allow_insecure_localhost)
+    return origin
+
+
+def _absolute_url(setting: str, value: str, allow_insecure_localhost: bool) -> None:
+    parts = urlsplit(value)
+    if parts.scheme == "https" and parts.hostname:
+        return
+    if parts.scheme == "http" and allow_insecure_localhost and parts.hostname in LOCAL_HOSTS:
+        return
+    raise ConfigurationError(
+        setting,
+        f"{value!r} must be an https URL (http://localhost only with ALLOW_INSECURE_LOCALHOST=true)",
+    )
+
+
+class _Env:
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self._values = values
+
+    def optional(self, name: str) -> str | None:
+        value = self._values.get(name, "").strip()
+        return value or None
+
+    def required(self, name: str) -> str:
+        value = self.optional(name)
+        if value is None:
+            raise ConfigurationError(name, "is required")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = (self.optional(name) or str(default)).lower()
+        if value not in ("true", "false"):
+            raise ConfigurationError(name, "must be true or false")
+        return value == "true"
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        value = self.number(name, default, low, high)
+        if not value.is_integer():
+            raise ConfigurationError(name, f"must be a whole number between {low} and {high}")
+        return int(value)
+
+    def number(self, name: str, default: float, low: float, high: float) -> float:
+        raw = self.optional(name)
+        if raw is None:
+            return float(default)
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigurationError(name, f"must be a number between {low} and {high}") from None
+        if not low <= value <= high:
+            raise ConfigurationError(name, f"must be between {low} and {high}")
+        return value
+
+    def choice(self, name: str, kind: type[_E], default: _E) -> _E:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            return kind(raw)
+        except ValueError:
+            allowed = ", ".join(str(member.value) for member in kind if member.value)
+            raise ConfigurationError(name, f"must be one of: {allowed}") from None

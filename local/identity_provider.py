@@ -1,0 +1,108 @@
+"""A development OIDC issuer: its own signing keys, a discovery document and a JWKS, and token minting.
+
+Tokens look like Cognito's or any OIDC issuer's (RS256 by default, ES256 on request); the service verifies
+them exactly as it verifies production tokens, through discovery and the JWKS.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+DEV_AUDIENCE = "portal-links-dev"
+
+
+class IdentityProvider:
+    def __init__(self, audience: str = DEV_AUDIENCE) -> None:
+        self.audience = audience
+        self.rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.ec_key = ec.generate_private_key(ec.SECP256R1())
+        self.issuer = ""
+        self.jwks_fetches = 0
+        self._server: ThreadingHTTPServer | None = None
+
+    def jwks(self) -> dict[str, Any]:
+        rsa_jwk = json.loads(RSAAlgorithm.to_jwk(self.rsa_key.public_key()))
+        ec_jwk = json.loads(ECAlgorithm.to_jwk(self.ec_key.public_key()))
+        return {
+            "keys": [
+                {**rsa_jwk, "kid": "dev-rsa", "alg": "RS256", "use": "sig"},
+                {**ec_jwk, "kid": "dev-ec", "alg": "ES256", "use": "sig"},
+            ]
+        }
+
+    def discovery(self) -> dict[str, Any]:
+        return {
+            "issuer": self.issuer,
+            "jwks_uri": f"{self.issuer}/.well-known/jwks.json",
+            "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+        }
+
+    def token(
+        self,
+        sub: str,
+        *,
+        algorithm: str = "RS256",
+        expires_in: int = 3600,
+        headers: dict[str, Any] | None = None,
+        **claims: Any,
+    ) -> str:
+        now = int(time.time())
+        payload = {"iss": self.issuer, "aud": self.audience, "sub": sub, "iat": now, "exp": now + expires_in}
+        payload.update(claims)
+        key: Any = self.rsa_key if algorithm == "RS256" else self.ec_key
+        kid = "dev-rsa" if algorithm == "RS256" else "dev-ec"
+        return jwt.encode(payload, key, algorithm=algorithm, headers={"kid": kid, **(headers or {})})
+
+    def document(self, path: str) -> dict[str, Any] | None:
+        if path == "/.well-known/openid-configuration":
+            return self.discovery()
+        if path == "/.well-known/jwks.json":
+            self.jwks_fetches += 1
+            return self.jwks()
+        return None
+
+    def serve(self, port: int = 0) -> str:
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def do_GET(self) -> None:
+                document = provider.document(self.path)
+                data = json.dumps(document or {"error": "not_found"}).encode()
+                self.send_response(200 if document is not None else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server.daemon_threads = True
+        self.issuer = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, name="identity-provider", daemon=True).start()
+        return self.issuer
+
+    def shutdown(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    @contextmanager
+    def serving(self) -> Iterator[IdentityProvider]:
+        self.serve()
+        try:
+            yield self
+        finally:
+            self.shutdown()

@@ -1,0 +1,148 @@
+"""Fakes at the network boundary only: moto for DynamoDB, the Stripe emulator, the dev identity provider."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from types import ModuleType
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from local.apigw import LocalContext, http_api_event
+from local.identity_provider import IdentityProvider
+from local.stripe_emulator import StripeEmulator
+from local.template import customers_table_definition
+
+APP = "https://app.example.com"
+TABLE = "portal-links-customers-test"
+API_KEY = "sk_test_portal_links"
+
+
+@pytest.fixture(scope="session")
+def identity() -> Iterator[IdentityProvider]:
+    with IdentityProvider().serving() as provider:
+        yield provider
+
+
+@pytest.fixture(scope="session")
+def emulator_server() -> Iterator[StripeEmulator]:
+    with StripeEmulator().serving() as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def stripe(emulator_server: StripeEmulator) -> StripeEmulator:
+    emulator_server.reset()
+    return emulator_server
+
+
+@pytest.fixture
+def base_env(identity: IdentityProvider, stripe: StripeEmulator) -> dict[str, str]:
+    return {
+        "CUSTOMERS_TABLE": TABLE,
+        "AUTH_ISSUER": identity.issuer,
+        "AUTH_AUDIENCE": identity.audience,
+        "AUTH_TOKEN_USE": "oidc",
+        "ALLOWED_ORIGINS": f"{APP},http://localhost:5173",
+        "ALLOW_INSECURE_LOCALHOST": "true",
+        "DEFAULT_RETURN_URL": f"{APP}/account",
+        "SIGN_IN_URL": f"{APP}/sign-in",
+        "STRIPE_API_KEY": API_KEY,
+        "STRIPE_API_BASE": stripe.url,
+        "POWERTOOLS_SERVICE_NAME": "portal-links",
+        "POWERTOOLS_METRICS_NAMESPACE": "PortalLinksTest",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, base_env: dict[str, str]) -> Callable[..., None]:
+    """Set the function's environment; later calls override single settings."""
+
+    def apply(**overrides: str | None) -> None:
+        for key, value in {**base_env, **overrides}.items():
+            if value is None:
+                monkeypatch.delenv(key, raising=False)
+            else:
+                monkeypatch.setenv(key, value)
+
+    apply()
+    return apply
+
+
+@pytest.fixture
+def aws(env: Callable[..., None]) -> Iterator[Any]:
+    """In-process moto with the customers table created from template.yaml's definition."""
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(**customers_table_definition(TABLE))
+        yield client
+
+
+class Invoker:
+    """Calls the Lambda handler with an API Gateway HTTP API event, as `sam local invoke` would."""
+
+    def __init__(self, module: ModuleType) -> None:
+        self.module = module
+
+    def __call__(self, event: dict[str, Any]) -> dict[str, Any]:
+        response: dict[str, Any] = self.module.lambda_handler(event, LocalContext())
+        return response
+
+    def request(
+        self,
+        method: str = "POST",
+        path: str = "/portal",
+        *,
+        token: str | None = None,
+        cookie: str | None = None,
+        form: dict[str, str] | None = None,
+        json_body: dict[str, Any] | None = None,
+        query: str = "",
+        accept: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        all_headers = {"host": "api.example.com", **(headers or {})}
+        body: str | None = None
+        if token is not None:
+            all_headers["authorization"] = f"Bearer {token}"
+        if cookie is not None:
+            all_headers["cookie"] = f"session={cookie}"
+        if accept is not None:
+            all_headers["accept"] = accept
+        if form is not None:
+            from urllib.parse import urlencode
+
+            body = urlencode(form)
+            all_headers["content-type"] = "application/x-www-form-urlencoded"
+        if json_body is not None:
+            body = json.dumps(json_body)
+            all_headers["content-type"] = "application/json"
+        return self(http_api_event(method, path, query=query, headers=all_headers, body=body))
+
+
+@pytest.fixture
+def handler(aws: Any) -> Invoker:
+    """The handler, its container state rebuilt from the current environment (a fresh cold start)."""
+    import portal_handler
+
+    portal_handler.portal.cache_clear()
+    portal_handler.portal()
+    return Invoker(portal_handler)
+
+
+def problem(response: dict[str, Any]) -> dict[str, Any]:
+    assert response["headers"]["Content-Type"] == "application/problem+json"
+    body: dict[str, Any] = json.loads(response["body"])
+    return body
+
+
+def rows(client: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = client.scan(TableName=TABLE)["Items"]
+    return items

@@ -26,6 +26,7 @@ class IdentityProvider:
         self.audience = audience
         self.rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.ec_key = ec.generate_private_key(ec.SECP256R1())
+        self.rsa_kid = "dev-rsa"
         self.issuer = ""
         self.jwks_fetches = 0
         self._server: ThreadingHTTPServer | None = None
@@ -35,7 +36,7 @@ class IdentityProvider:
         ec_jwk = json.loads(ECAlgorithm.to_jwk(self.ec_key.public_key()))
         return {
             "keys": [
-                {**rsa_jwk, "kid": "dev-rsa", "alg": "RS256", "use": "sig"},
+                {**rsa_jwk, "kid": self.rsa_kid, "alg": "RS256", "use": "sig"},
                 {**ec_jwk, "kid": "dev-ec", "alg": "ES256", "use": "sig"},
             ]
         }
@@ -60,8 +61,13 @@ class IdentityProvider:
         payload = {"iss": self.issuer, "aud": self.audience, "sub": sub, "iat": now, "exp": now + expires_in}
         payload.update(claims)
         key: Any = self.rsa_key if algorithm == "RS256" else self.ec_key
-        kid = "dev-rsa" if algorithm == "RS256" else "dev-ec"
+        kid = self.rsa_kid if algorithm == "RS256" else "dev-ec"
         return jwt.encode(payload, key, algorithm=algorithm, headers={"kid": kid, **(headers or {})})
+
+    def rotate(self) -> None:
+        """Replace the RSA signing key (and its kid), as an issuer does on key rotation."""
+        self.rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.rsa_kid = f"dev-rsa-{int(time.time() * 1000)}"
 
     def document(self, path: str) -> dict[str, Any] | None:
         if path == "/.well-known/openid-configuration":

@@ -730,7 +730,10 @@ class StripeEmulator:
                 for key, value in extra.items():
                     self.send_header(key, value)
                 self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # the client gave up (a timeout test); Stripe would not notice either
 
             def _send_html(self, page: tuple[int, str]) -> None:
                 status, text = page

@@ -104,6 +104,7 @@ class Invoker:
         cookie: str | None = None,
         form: dict[str, str] | None = None,
         json_body: dict[str, Any] | None = None,
+        raw_body: tuple[str, str] | None = None,
         query: str = "",
         accept: str | None = None,
         headers: dict[str, str] | None = None,
@@ -124,6 +125,8 @@ class Invoker:
         if json_body is not None:
             body = json.dumps(json_body)
             all_headers["content-type"] = "application/json"
+        if raw_body is not None:
+            all_headers["content-type"], body = raw_body
         return self(http_api_event(method, path, query=query, headers=all_headers, body=body))
 
 

@@ -95,7 +95,8 @@ class PortalHttp:
             if scheme.lower() != "bearer" or not token.strip():
                 raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
             return Credential(token.strip(), from_cookie=False)
-        return Credential(_cookie(event, self._settings.auth.cookie_name), from_cookie=True)
+        cookie = _cookie(event, self._settings.auth.cookie_name)
+        return Credential(cookie, from_cookie=cookie is not None)
 
     def success(self, event: APIGatewayProxyEventV2, portal_url: str) -> Response[str]:
         if wants_json(event):

@@ -1,0 +1,398 @@
+"""POST|GET /portal through the Lambda handler, with moto and the Stripe emulator behind it."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from portal_links.portal import customer_idempotency_key
+from tests.conftest import APP, TABLE, problem, rows
+
+SECURITY = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
+
+def assert_security_headers(response):
+    for name, value in SECURITY.items():
+        assert response["headers"][name] == value
+
+
+def test_signed_in_form_post_is_sent_to_a_new_portal_session(handler, identity, stripe, aws):
+    # Given a user who has never opened the portal
+    token = identity.token("user-1", email="ann@example.com", name="Ann Lee")
+
+    # When they press "Manage subscription"
+    response = handler.request(token=token)
+
+    # Then they are sent (303) to the session Stripe created for their new customer
+    assert response["statusCode"] == 303
+    assert_security_headers(response)
+    [session_call] = stripe.requests_to("POST", "/v1/billing_portal/sessions")
+    [session] = stripe.state.sessions.values()
+    assert response["headers"]["Location"] == session["url"]
+    [customer_call] = stripe.requests_to("POST", "/v1/customers")
+    assert customer_call.params == {
+        "email": "ann@example.com",
+        "name": "Ann Lee",
+        "metadata": {"app_user_id": "user-1"},
+    }
+    assert customer_call.idempotency_key == customer_idempotency_key("user-1")
+    assert customer_call.stripe_version == "2026-10-28.endive"
+    [customer_id] = stripe.state.customers
+    assert session_call.params == {"customer": customer_id, "return_url": f"{APP}/account"}
+    [row] = rows(aws)
+    assert row["app_user_id"] == {"S": "user-1"}
+    assert row["stripe_customer_id"] == {"S": customer_id}
+    assert row["livemode"] == {"BOOL": False}
+    assert "created_at" in row
+
+
+def test_fetch_caller_asking_for_json_gets_the_url(handler, identity, stripe):
+    response = handler.request(token=identity.token("user-1"), accept="application/json")
+
+    assert response["statusCode"] == 200
+    assert response["headers"]["Content-Type"] == "application/json"
+    assert_security_headers(response)
+    [session] = stripe.state.sessions.values()
+    assert json.loads(response["body"]) == {"url": session["url"]}
+
+
+def test_get_link_works_like_the_button(handler, identity, stripe):
+    response = handler.request("GET", token=identity.token("user-1"))
+
+    assert response["statusCode"] == 303
+    assert len(stripe.state.sessions) == 1
+
+
+def test_returning_user_reuses_their_customer(handler, identity, stripe, aws):
+    token = identity.token("user-1")
+    handler.request(token=token)
+
+    handler.request(token=token)
+
+    assert len(stripe.requests_to("POST", "/v1/customers")) == 1
+    sessions = list(stripe.state.sessions.values())
+    assert len(sessions) == 2
+    assert sessions[0]["customer"] == sessions[1]["customer"]
+    assert len(rows(aws)) == 1
+
+
+def test_token_without_email_creates_customer_with_only_the_user_id(handler, identity, stripe):
+    handler.request(token=identity.token("user-2", email="x@example.com", email_verified=False))
+
+    [call] = stripe.requests_to("POST", "/v1/customers")
+    assert call.params == {"metadata": {"app_user_id": "user-2"}}
+
+
+def test_allowed_return_to_becomes_the_portal_return_url(handler, identity, stripe):
+    handler.request(token=identity.token("user-1"), form={"return_to": f"{APP}/billing?tab=plan"})
+
+    [call] = stripe.requests_to("POST", "/v1/billing_portal/sessions")
+    assert call.params["return_url"] == f"{APP}/billing?tab=plan"
+
+
+def test_return_to_in_the_query_string_is_honoured(handler, identity, stripe):
+    handler.request(
+        "GET", token=identity.token("user-1"), query="return_to=http%3A%2F%2Flocalhost%3A5173%2Fx"
+    )
+
+    [call] = stripe.requests_to("POST", "/v1/billing_portal/sessions")
+    assert call.params["return_url"] == "http://localhost:5173/x"
+
+
+def test_refuse_policy_answers_no_billing_account_and_creates_nothing(env, handler, identity, stripe, aws):
+    env(MISSING_CUSTOMER="refuse")
+    handler.module.portal.cache_clear()
+
+    response = handler.request(token=identity.token("user-1"), accept="application/json")
+
+    assert response["statusCode"] == 404
+    assert problem(response)["code"] == "no_billing_account"
+    assert stripe.state.requests == []
+    assert rows(aws) == []
+
+
+def test_refuse_policy_still_serves_users_who_have_a_customer(env, handler, identity, stripe, aws):
+    customer = stripe.add_customer()
+    aws.put_item(
+        TableName=TABLE,
+        Item={
+            "app_user_id": {"S": "user-1"},
+            "stripe_customer_id": {"S": customer},
+            "livemode": {"BOOL": False},
+        },
+    )
+    env(MISSING_CUSTOMER="refuse")
+    handler.module.portal.cache_clear()
+
+    response = handler.request(token=identity.token("user-1"))
+
+    assert response["statusCode"] == 303
+    [call] = stripe.requests_to("POST", "/v1/billing_portal/sessions")
+    assert call.params["customer"] == customer
+
+
+@pytest.mark.parametrize(
+    ("form", "param"),
+    [
+        ({"customer": "cus_someone_else"}, "customer"),
+        ({"configuration": "bpc_other"}, "configuration"),
+        ({"coupon": "FREE"}, "coupon"),
+        ({"flow_data[type]": "subscription_cancel"}, "flow_data[type]"),
+        ({"on_behalf_of": "acct_1"}, "on_behalf_of"),
+    ],
+)
+def test_parameters_only_the_server_decides_are_refused_by_name(handler, identity, stripe, aws, form, param):
+    response = handler.request(token=identity.token("user-1"), form=form, accept="application/json")
+
+    assert response["statusCode"] == 400
+    body = problem(response)
+    assert body["code"] == "unknown_parameter"
+    assert body["param"] == param
+    assert stripe.state.requests == []
+    assert rows(aws) == []
+
+
+def test_parameter_given_twice_is_refused(handler, identity, stripe, aws):
+    response = handler.request(
+        token=identity.token("user-1"),
+        query=f"return_to={APP}/a",
+        form={"return_to": f"{APP}/b"},
+        accept="application/json",
+    )
+
+    assert response["statusCode"] == 400
+    assert problem(response)["param"] == "return_to"
+    assert stripe.state.requests == []
+
+
+def test_json_body_parameters_are_read(handler, identity, stripe):
+    response = handler.request(token=identity.token("user-1"), json_body={"return_to": f"{APP}/from-json"})
+
+    assert response["statusCode"] == 303
+    [call] = stripe.requests_to("POST", "/v1/billing_portal/sessions")
+    assert call.params["return_url"] == f"{APP}/from-json"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [("{not json", "application/json"), ("[1, 2]", "application/json"), ("a=1", "text/plain")],
+)
+def test_unreadable_bodies_are_refused(handler, identity, stripe, aws, body, content_type):
+    response = handler.request(
+        token=identity.token("user-1"), raw_body=(content_type, body), accept="application/json"
+    )
+
+    assert response["statusCode"] == 400
+    assert problem(response)["param"] == "body"
+    assert stripe.state.requests == []
+    assert rows(aws) == []
+
+
+class TestCookieSessions:
+    def test_cookie_post_from_an_allowed_origin_is_accepted(self, handler, identity, stripe):
+        response = handler.request(cookie=identity.token("user-1"), headers={"origin": APP})
+
+        assert response["statusCode"] == 303
+        assert len(stripe.state.sessions) == 1
+
+    def test_cookie_post_marked_same_site_without_origin_is_accepted(self, handler, identity, stripe):
+        response = handler.request(cookie=identity.token("user-1"), headers={"sec-fetch-site": "same-site"})
+
+        assert response["statusCode"] == 303
+
+    @pytest.mark.parametrize(
+        "headers",
+        [
+            {},
+            {"origin": "https://evil.example"},
+            {"origin": "null"},
+            {"origin": "https://app.example.com.evil.example"},
+            {"sec-fetch-site": "cross-site"},
+            {"sec-fetch-site": "none"},
+            {"origin": "https://evil.example", "sec-fetch-site": "same-site"},
+        ],
+    )
+    def test_cross_site_cookie_post_is_refused_with_403(self, handler, identity, stripe, aws, headers):
+        response = handler.request(
+            cookie=identity.token("user-1"), headers={**headers, "accept": "application/json"}
+        )
+
+        assert response["statusCode"] == 403
+        assert problem(response)["code"] == "csrf_rejected"
+        assert stripe.state.requests == []
+        assert rows(aws) == []
+
+    def test_cross_site_navigation_goes_back_to_the_app_with_the_code(self, handler, identity, stripe):
+        response = handler.request(
+            cookie=identity.token("user-1"), headers={"origin": "https://evil.example"}
+        )
+
+        assert response["statusCode"] == 303
+        assert response["headers"]["Location"] == f"{APP}/account?portal_error=csrf_rejected"
+        assert stripe.state.requests == []
+
+    def test_bearer_requests_need_no_origin(self, handler, identity):
+        response = handler.request(token=identity.token("user-1"), headers={"origin": "https://evil.example"})
+
+        assert response["statusCode"] == 303
+
+    def test_cookie_get_link_is_accepted(self, handler, identity):
+        response = handler.request("GET", cookie=identity.token("user-1"))
+
+        assert response["statusCode"] == 303
+
+
+class TestBrowserNavigationErrors:
+    def test_signed_out_click_goes_to_sign_in_and_back(self, handler, stripe):
+        response = handler.request(headers={"referer": f"{APP}/settings/billing", "origin": APP})
+
+        assert response["statusCode"] == 303
+        location = urlsplit(response["headers"]["Location"])
+        assert f"{location.scheme}://{location.netloc}{location.path}" == f"{APP}/sign-in"
+        assert parse_qs(location.query) == {"next": [f"{APP}/settings/billing"]}
+        assert_security_headers(response)
+        assert stripe.state.requests == []
+
+    def test_sign_in_next_ignores_a_foreign_referer(self, handler):
+        response = handler.request(headers={"referer": "https://evil.example/page", "origin": APP})
+
+        location = urlsplit(response["headers"]["Location"])
+        assert parse_qs(location.query) == {"next": [f"{APP}/account"]}
+
+    def test_errors_go_back_to_return_to_with_the_code(self, handler, identity):
+        response = handler.request(
+            token=identity.token("user-1"), form={"return_to": f"{APP}/billing?x=1", "coupon": "FREE"}
+        )
+
+        assert response["statusCode"] == 303
+        assert response["headers"]["Location"] == f"{APP}/billing?x=1&portal_error=unknown_parameter"
+
+    def test_a_bad_return_to_sends_errors_to_the_default_page(self, handler, identity):
+        response = handler.request(
+            token=identity.token("user-1"), form={"return_to": "https://evil.example/"}
+        )
+
+        assert response["statusCode"] == 303
+        assert response["headers"]["Location"] == f"{APP}/account?portal_error=invalid_parameter"
+
+
+class TestJsonErrors:
+    def test_missing_token_is_401_problem_json(self, handler, stripe, aws):
+        response = handler.request(accept="application/json")
+
+        assert response["statusCode"] == 401
+        assert response["headers"]["WWW-Authenticate"].startswith("Bearer")
+        assert_security_headers(response)
+        body = problem(response)
+        assert body["code"] == "unauthenticated"
+        assert body["status"] == 401
+        assert body["type"] == "urn:portal-links:problem:unauthenticated"
+        assert body["correlation_id"]
+        assert stripe.state.requests == []
+        assert rows(aws) == []
+
+    def test_non_bearer_authorization_is_401(self, handler):
+        response = handler.request(headers={"authorization": "Basic dXNlcjpwYXNz"}, accept="application/json")
+
+        assert response["statusCode"] == 401
+
+    def test_unknown_route_is_404_problem(self, handler, identity):
+        response = handler.request(path="/elsewhere", token=identity.token("u"), accept="application/json")
+
+        assert response["statusCode"] == 404
+        assert problem(response)["code"] == "not_found"
+
+
+class TestStripeFailures:
+    def test_stripe_5xx_is_retried_then_answered_503_with_retry_after(self, handler, identity, stripe, aws):
+        stripe.inject_fault("POST", "/v1/customers", 500, times=3)
+
+        response = handler.request(token=identity.token("user-1"), accept="application/json")
+
+        assert response["statusCode"] == 503
+        assert response["headers"]["Retry-After"] == "5"
+        body = problem(response)
+        assert body["code"] == "stripe_unavailable"
+        assert "Injected" not in response["body"]
+        assert len(stripe.requests_to("POST", "/v1/customers")) == 3
+        assert rows(aws) == []
+
+    def test_a_transient_5xx_is_absorbed_by_the_retry(self, handler, identity, stripe):
+        stripe.inject_fault("POST", "/v1/billing_portal/sessions", 503, times=1)
+
+        response = handler.request(token=identity.token("user-1"))
+
+        assert response["statusCode"] == 303
+        assert len(stripe.requests_to("POST", "/v1/billing_portal/sessions")) == 2
+
+    def test_rate_limit_becomes_503(self, handler, identity, stripe):
+        stripe.inject_fault(
+            "POST", "/v1/billing_portal/sessions", 429, times=3, error_type="rate_limit_error"
+        )
+
+        response = handler.request(token=identity.token("user-1"), accept="application/json")
+
+        assert response["statusCode"] == 503
+        assert problem(response)["code"] == "stripe_unavailable"
+
+    def test_a_slow_stripe_times_out_and_becomes_503(self, env, handler, identity, stripe):
+        env(STRIPE_TIMEOUT_SECONDS="1")
+        handler.module.portal.cache_clear()
+        stripe.inject_fault("POST", "/v1/billing_portal/sessions", 0, delay=1.5, times=3)
+
+        response = handler.request(token=identity.token("user-1"), accept="application/json")
+
+        assert response["statusCode"] == 503
+        assert response["headers"]["Retry-After"] == "5"
+
+    def test_stripe_refusal_is_502_without_stripes_message(self, handler, identity, stripe, aws):
+        customer = stripe.add_customer()
+        aws.put_item(
+            TableName=TABLE,
+            Item={"app_user_id": {"S": "user-1"}, "stripe_customer_id": {"S": "cus_deleted"}},
+        )
+
+        response = handler.request(token=identity.token("user-1"), accept="application/json")
+
+        assert response["statusCode"] == 502
+        body = problem(response)
+        assert body["code"] == "stripe_rejected"
+        assert "cus_deleted" not in response["body"]
+        assert customer not in response["body"]
+
+    def test_bad_stripe_key_is_not_leaked(self, env, handler, identity, stripe):
+        env(STRIPE_API_KEY="sk_live_wrong")
+        handler.module.portal.cache_clear()
+
+        response = handler.request(token=identity.token("user-1"), accept="application/json")
+
+        assert response["statusCode"] == 502
+        assert "sk_live" not in response["body"]
+
+
+class TestStoreFailures:
+    def test_dynamodb_failure_is_503_and_nothing_is_created(self, env, handler, identity, stripe):
+        env(CUSTOMERS_TABLE="no-such-table")
+        handler.module.portal.cache_clear()
+
+        response = handler.request(token=identity.token("user-1"), accept="application/json")
+
+        assert response["statusCode"] == 503
+        assert problem(response)["code"] == "store_unavailable"
+        assert response["headers"]["Retry-After"] == "5"
+        assert stripe.state.requests == []
+
+    def test_unexpected_failure_is_500_with_correlation_id_and_no_detail(self, handler, identity, aws):
+        aws.put_item(TableName=TABLE, Item={"app_user_id": {"S": "user-1"}})  # a corrupted row
+
+        response = handler.request(token=identity.token("user-1"), accept="application/json")
+
+        assert response["statusCode"] == 500
+        body = problem(response)
+        assert body["code"] == "internal_error"
+        assert body["correlation_id"]
+        assert "detail" not in body
+        assert "stripe_customer_id" not in response["body"]
+        assert "Traceback" not in response["body"]

@@ -1,0 +1,285 @@
+"""Every forged, stale or misdirected token is 401; every return_to trick is refused; nothing is created."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from local.identity_provider import IdentityProvider
+from portal_links.identity import SigningKeys
+from portal_links.settings import load_settings
+from tests.conftest import APP, problem, rows
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unsigned(header: dict, claims: dict, signature: bytes = b"") -> str:
+    head = b64(json.dumps(header).encode())
+    body = b64(json.dumps(claims).encode())
+    return f"{head}.{body}.{b64(signature)}"
+
+
+def claims_for(identity: IdentityProvider, **overrides) -> dict:
+    now = int(time.time())
+    return {"iss": identity.issuer, "aud": identity.audience, "sub": "user-1", "exp": now + 600, **overrides}
+
+
+def hs256_with_public_key(identity: IdentityProvider) -> str:
+    public_pem = identity.rsa_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": identity.rsa_kid}).encode())
+    body = b64(json.dumps(claims_for(identity)).encode())
+    signature = hmac.new(public_pem, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64(signature)}"
+
+
+def signed_by_stranger(identity: IdentityProvider) -> str:
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return jwt.encode(claims_for(identity), stranger, algorithm="RS256", headers={"kid": identity.rsa_kid})
+
+
+TOKENS = {
+    "malformed": lambda idp: "not-a-jwt",
+    "garbage segments": lambda idp: "a.b.c",
+    "expired": lambda idp: idp.token("user-1", expires_in=-120),
+    "not yet valid": lambda idp: idp.token("user-1", nbf=int(time.time()) + 600),
+    "wrong issuer": lambda idp: idp.token("user-1", iss="https://issuer.evil.example"),
+    "wrong audience": lambda idp: idp.token("user-1", aud="someone-else"),
+    "no audience": lambda idp: unsigned({"alg": "none"}, {}),
+    "alg none": lambda idp: unsigned({"alg": "none", "kid": idp.rsa_kid}, claims_for(idp)),
+    "alg none uppercase": lambda idp: unsigned({"alg": "NONE", "kid": idp.rsa_kid}, claims_for(idp)),
+    "HS256 signed with the public key": hs256_with_public_key,
+    "unknown kid": lambda idp: idp.token("user-1", headers={"kid": "who-knows"}),
+    "no kid": lambda idp: jwt.encode(claims_for(idp), idp.rsa_key, algorithm="RS256"),
+    "bad signature": signed_by_stranger,
+    "tampered claims": lambda idp: (
+        lambda t: (
+            t.split(".")[0]
+            + "."
+            + b64(json.dumps(claims_for(idp, sub="admin")).encode())
+            + "."
+            + t.split(".")[2]
+        )
+    )(idp.token("user-1")),
+    "RS384 not allowed": lambda idp: jwt.encode(
+        claims_for(idp), idp.rsa_key, algorithm="RS384", headers={"kid": idp.rsa_kid}
+    ),
+    "ES256 header on the RSA key": lambda idp: jwt.encode(
+        claims_for(idp), idp.ec_key, algorithm="ES256", headers={"kid": idp.rsa_kid}
+    ),
+    "missing exp": lambda idp: jwt.encode(
+        {k: v for k, v in claims_for(idp).items() if k != "exp"},
+        idp.rsa_key,
+        algorithm="RS256",
+        headers={"kid": idp.rsa_kid},
+    ),
+    "empty subject": lambda idp: idp.token(""),
+    "oversized": lambda idp: idp.token("user-1", padding="x" * 9000),
+}
+
+
+@pytest.mark.parametrize("name", TOKENS)
+def test_bad_tokens_are_401_and_nothing_is_created(handler, identity, stripe, aws, name):
+    token = TOKENS[name](identity)
+
+    response = handler.request(token=token, accept="application/json")
+
+    assert response["statusCode"] == 401, name
+    assert problem(response)["code"] == "unauthenticated"
+    assert stripe.state.requests == []
+    assert rows(aws) == []
+
+
+@pytest.mark.parametrize("name", ["expired", "wrong audience", "alg none", "bad signature"])
+def test_bad_cookie_tokens_send_the_browser_to_sign_in(handler, identity, name):
+    response = handler.request(cookie=TOKENS[name](identity), headers={"origin": APP})
+
+    assert response["statusCode"] == 303
+    assert response["headers"]["Location"].startswith(f"{APP}/sign-in?next=")
+
+
+def test_es256_tokens_are_accepted(handler, identity):
+    response = handler.request(token=identity.token("user-1", algorithm="ES256"))
+
+    assert response["statusCode"] == 303
+
+
+def test_small_clock_skew_is_tolerated(handler, identity):
+    response = handler.request(token=identity.token("user-1", nbf=int(time.time()) + 10))
+
+    assert response["statusCode"] == 303
+
+
+class TestCognitoTokens:
+    @pytest.fixture
+    def cognito_access(self, env, handler):
+        env(AUTH_TOKEN_USE="access", AUTH_AUDIENCE="client-123")
+        handler.module.portal.cache_clear()
+        return handler
+
+    def access_token(self, identity, **claims):
+        identity_claims = {"token_use": "access", "client_id": "client-123", "aud": None, **claims}
+        return identity.token("user-1", **{k: v for k, v in identity_claims.items() if v is not None})
+
+    def test_access_token_for_our_client_is_accepted(self, cognito_access, identity):
+        token = jwt.encode(
+            {**claims_for(identity), "token_use": "access", "client_id": "client-123"} | {"aud": None},
+            identity.rsa_key,
+            algorithm="RS256",
+            headers={"kid": identity.rsa_kid},
+        )
+        assert cognito_access.request(token=token)["statusCode"] == 303
+
+    @pytest.mark.parametrize(
+        "claims",
+        [
+            {"token_use": "id", "client_id": "client-123"},
+            {"client_id": "client-123"},
+            {"token_use": "access", "client_id": "other-client"},
+            {"token_use": "access"},
+        ],
+    )
+    def test_wrong_token_use_or_client_is_401(self, cognito_access, identity, stripe, claims):
+        token = jwt.encode(
+            {**claims_for(identity), **claims},
+            identity.rsa_key,
+            algorithm="RS256",
+            headers={"kid": identity.rsa_kid},
+        )
+        response = cognito_access.request(token=token, accept="application/json")
+
+        assert response["statusCode"] == 401
+        assert stripe.state.requests == []
+
+    def test_id_token_mode_checks_audience_and_token_use(self, env, handler, identity):
+        env(AUTH_TOKEN_USE="id")
+        handler.module.portal.cache_clear()
+
+        good = handler.request(token=identity.token("user-1", token_use="id"))
+        access = handler.request(
+            token=identity.token("user-1", token_use="access"), accept="application/json"
+        )
+
+        assert good["statusCode"] == 303
+        assert access["statusCode"] == 401
+
+
+class TestSigningKeys:
+    def test_keys_are_fetched_once_per_container(self, handler, identity):
+        before = identity.jwks_fetches
+
+        for _ in range(3):
+            handler.request(token=identity.token("user-1"))
+
+        assert identity.jwks_fetches - before == 1
+
+    def test_a_flood_of_unknown_kids_refetches_at_most_once_a_minute(self, handler, identity):
+        handler.request(token=identity.token("user-1"))
+        before = identity.jwks_fetches
+
+        for n in range(20):
+            handler.request(token=identity.token("user-1", headers={"kid": f"forged-{n}"}))
+
+        assert identity.jwks_fetches == before
+
+    def test_a_rotated_key_is_picked_up_after_the_refetch_interval(self, env, identity):
+        now = [1000.0]
+        keys = SigningKeys(load_settings().auth, clock=lambda: now[0])
+        keys.key_for(identity.rsa_kid)
+        identity.rotate()
+        try:
+            now[0] += 30
+            with pytest.raises(Exception, match="unknown key"):
+                keys.key_for(identity.rsa_kid)
+            now[0] += 31
+            assert keys.key_for(identity.rsa_kid).key_id == identity.rsa_kid
+        finally:
+            identity.rotate()
+
+    def test_issuer_down_is_503_not_401(self, env, handler, identity, stripe):
+        env(AUTH_JWKS_URL="http://127.0.0.1:9/jwks.json")
+        handler.module.portal.cache_clear()
+
+        response = handler.request(token=identity.token("user-1"), accept="application/json")
+
+        assert response["statusCode"] == 503
+        assert problem(response)["code"] == "identity_provider_unavailable"
+        assert stripe.state.requests == []
+
+
+RETURN_TO_TRICKS = [
+    "//evil.com",
+    "//evil.com/account",
+    "https://app.example.com.evil.com/",
+    "https://evil.com@app.example.com/",
+    "https://app.example.com@evil.com/",
+    "https://app.example.com:443@evil.com/",
+    "https:\\\\evil.com",
+    "https://app.example.com\\@evil.com/",
+    "https:/\\evil.com",
+    "javascript:alert(1)",
+    "JavaScript:alert(document.cookie)",
+    "data:text/html,<script>alert(1)</script>",
+    "http://app.example.com/account",
+    "https://\u0430pp.example.com/",
+    "https://app.example.com\u2025evil.com/",
+    "https://app.example.com%2F@evil.com/",
+    "/relative/path",
+    "https:/evil.com",
+    "https:evil.com",
+    "ftp://app.example.com/",
+    "https://evil.com/https://app.example.com/",
+    " https://app.example.com/",
+    "https://app.example.com:8443/",
+    "https://app.example.com\t.evil.com/",
+    "https://app.example.com\n/",
+    "https://app.example.com%00.evil.com/",
+    "https://app.example.com./",
+    "http://localhost.evil.com:5173/",
+    "http://localhost:5174/",
+    "https://[::1]/",
+    "",
+    "https://app.example.com/" + "a" * 3000,
+]
+
+
+@pytest.mark.parametrize("return_to", RETURN_TO_TRICKS)
+def test_return_to_tricks_are_refused(handler, identity, stripe, aws, return_to):
+    response = handler.request(
+        token=identity.token("user-1"), form={"return_to": return_to}, accept="application/json"
+    )
+
+    assert response["statusCode"] == 400, return_to
+    body = problem(response)
+    assert body["code"] == "invalid_parameter"
+    assert body["param"] == "return_to"
+    assert stripe.state.requests == []
+    assert rows(aws) == []
+
+
+@pytest.mark.parametrize(
+    "return_to",
+    [
+        f"{APP}/account",
+        f"{APP}:443/billing?x=1#plan",
+        "http://localhost:5173/callback",
+        "https://APP.example.com/x",
+    ],
+)
+def test_allowed_return_to_is_accepted(handler, identity, stripe, return_to):
+    response = handler.request(token=identity.token("user-1"), form={"return_to": return_to})
+
+    assert response["statusCode"] == 303
+    [call] = stripe.requests_to("POST", "/v1/billing_portal/sessions")
+    assert call.params["return_url"] == return_to

@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from portal_links.errors import PortalError, RouteNotFound, Unauthenticated, Unavailable
 from portal_links.http import PortalHttp
 from portal_links.portal import PortalService, build_portal_service

@@ -49,6 +49,11 @@ def signed_by_stranger(identity: IdentityProvider) -> str:
     return jwt.encode(claims_for(identity), stranger, algorithm="RS256", headers={"kid": identity.rsa_kid})
 
 
+def tampered_claims(identity: IdentityProvider) -> str:
+    head, _, signature = identity.token("user-1").split(".")
+    return f"{head}.{b64(json.dumps(claims_for(identity, sub='admin')).encode())}.{signature}"
+
+
 TOKENS = {
     "malformed": lambda idp: "not-a-jwt",
     "garbage segments": lambda idp: "a.b.c",
@@ -63,15 +68,7 @@ TOKENS = {
     "unknown kid": lambda idp: idp.token("user-1", headers={"kid": "who-knows"}),
     "no kid": lambda idp: jwt.encode(claims_for(idp), idp.rsa_key, algorithm="RS256"),
     "bad signature": signed_by_stranger,
-    "tampered claims": lambda idp: (
-        lambda t: (
-            t.split(".")[0]
-            + "."
-            + b64(json.dumps(claims_for(idp, sub="admin")).encode())
-            + "."
-            + t.split(".")[2]
-        )
-    )(idp.token("user-1")),
+    "tampered claims": tampered_claims,
     "RS384 not allowed": lambda idp: jwt.encode(
         claims_for(idp), idp.rsa_key, algorithm="RS384", headers={"kid": idp.rsa_kid}
     ),

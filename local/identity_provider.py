@@ -12,22 +12,33 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
 import jwt
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 DEV_AUDIENCE = "portal-links-dev"
+# `make dev`'s issuer and the one the committed events/ tokens name.
+DEV_ISSUER = "http://127.0.0.1:3000"
+# A development-only key, committed on purpose so events/ tokens verify offline. Never trust it anywhere else.
+DEV_SIGNING_KEY = Path(__file__).with_name("dev_signing_key.pem")
 
 
 class IdentityProvider:
-    def __init__(self, audience: str = DEV_AUDIENCE) -> None:
+    def __init__(self, audience: str = DEV_AUDIENCE, *, issuer: str = "", fixed_key: bool = False) -> None:
         self.audience = audience
-        self.rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        if fixed_key:
+            loaded = serialization.load_pem_private_key(DEV_SIGNING_KEY.read_bytes(), password=None)
+            self.rsa_key = cast(rsa.RSAPrivateKey, loaded)
+        else:
+            self.rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.ec_key = ec.generate_private_key(ec.SECP256R1())
-        self.rsa_kid = "dev-rsa"
-        self.issuer = ""
+        self.rsa_kid = "dev-fixed" if fixed_key else "dev-rsa"
+        self.issuer = issuer
+        self.url = ""
         self.jwks_fetches = 0
         self._server: ThreadingHTTPServer | None = None
 
@@ -44,7 +55,7 @@ class IdentityProvider:
     def discovery(self) -> dict[str, Any]:
         return {
             "issuer": self.issuer,
-            "jwks_uri": f"{self.issuer}/.well-known/jwks.json",
+            "jwks_uri": f"{self.url or self.issuer}/.well-known/jwks.json",
             "id_token_signing_alg_values_supported": ["RS256", "ES256"],
         }
 
@@ -95,7 +106,8 @@ class IdentityProvider:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
-        self.issuer = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.issuer = self.issuer or self.url
         threading.Thread(target=self._server.serve_forever, name="identity-provider", daemon=True).start()
         return self.issuer
 

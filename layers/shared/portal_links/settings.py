@@ -146,7 +146,7 @@ def _stripe_settings(env: _Env, allow_insecure_localhost: bool) -> StripeSetting
     api_base = env.optional("STRIPE_API_BASE")
     if api_base:
         _absolute_url("STRIPE_API_BASE", api_base, allow_insecure_localhost=True)
-    timeout = env.number("STRIPE_TIMEOUT_SECONDS", default=8.0, low=1.0, high=20.0)
+    timeout = env.number("STRIPE_TIMEOUT_SECONDS", default=3.0, low=1.0, high=8.0)
     retries = env.integer("STRIPE_MAX_NETWORK_RETRIES", default=2, low=2, high=5)
     return StripeSettings(
         api_key=api_key,

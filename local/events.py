@@ -1,0 +1,124 @@
+"""The files in events/: one API Gateway HTTP API event per route and per notable error.
+
+They are what `sam local invoke -e events/<file>.json` and `make invoke EVENT=...` take. Tokens in them
+are signed by the committed development key for `make dev`'s issuer and never expire, so the files work
+offline against the local stand-ins. Regenerate with `python -m local.events`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from local.apigw import http_api_event
+from local.identity_provider import DEV_ISSUER, IdentityProvider
+
+EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
+APP_ORIGIN = DEV_ISSUER  # the demo page, the API and the dev issuer share make dev's origin
+NEVER = 4102444800  # 2100-01-01
+ISSUED = 1767225600  # 2026-01-01
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    description: str
+    expected_status: int
+    method: str = "POST"
+    path: str = "/portal"
+    user: str | None = "demo-user"
+    cookie: bool = False
+    accept_json: bool = False
+    form: dict[str, str] = field(default_factory=dict)
+    query: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    token_claims: dict[str, Any] = field(default_factory=dict)
+
+
+SPECS: dict[str, EventSpec] = {
+    "portal-post.json": EventSpec("Form POST with a bearer token: 303 to the portal homepage", 303),
+    "portal-post-json.json": EventSpec("fetch() caller: 200 {url}", 200, accept_json=True),
+    "portal-get.json": EventSpec("GET link: 303 to the portal homepage", 303, method="GET"),
+    "portal-post-cookie.json": EventSpec(
+        "Form POST with the session cookie from an allowed origin",
+        303,
+        cookie=True,
+        headers={"origin": APP_ORIGIN},
+    ),
+    "portal-post-return-to.json": EventSpec(
+        "return_to on an allowed origin becomes the portal's return URL",
+        303,
+        form={"return_to": f"{APP_ORIGIN}/billing"},
+    ),
+    "error-no-token.json": EventSpec(
+        "No credentials, JSON caller: 401 problem", 401, user=None, accept_json=True
+    ),
+    "error-no-token-navigation.json": EventSpec(
+        "No credentials, browser: 303 to the sign-in page",
+        303,
+        user=None,
+        headers={"referer": APP_ORIGIN + "/"},
+    ),
+    "error-expired-token.json": EventSpec(
+        "Expired token: 401", 401, accept_json=True, token_claims={"exp": ISSUED + 60}
+    ),
+    "error-csrf.json": EventSpec(
+        "Cookie POST from a foreign origin: 403",
+        403,
+        cookie=True,
+        accept_json=True,
+        headers={"origin": "https://evil.example"},
+    ),
+    "error-return-to.json": EventSpec(
+        "return_to off the allow-list: 400",
+        400,
+        accept_json=True,
+        form={"return_to": "https://evil.example/"},
+    ),
+    "error-unknown-parameter.json": EventSpec(
+        "A parameter only the server decides: 400", 400, accept_json=True, form={"customer": "cus_someone"}
+    ),
+    "error-unknown-route.json": EventSpec("No such route: 404", 404, path="/nowhere", accept_json=True),
+}
+
+
+def build_event(name: str, spec: EventSpec, identity: IdentityProvider) -> dict[str, Any]:
+    headers = {"host": "127.0.0.1:3000", "user-agent": "events/" + name, **spec.headers}
+    if spec.user is not None:
+        claims = {"iat": ISSUED, "exp": NEVER, "email": f"{spec.user}@example.com", **spec.token_claims}
+        token = identity.token(spec.user, **claims)
+        if spec.cookie:
+            headers["cookie"] = f"session={token}"
+        else:
+            headers["authorization"] = f"Bearer {token}"
+    if spec.accept_json:
+        headers["accept"] = "application/json"
+    body = None
+    if spec.form:
+        body = urlencode(spec.form)
+        headers["content-type"] = "application/x-www-form-urlencoded"
+    event = http_api_event(spec.method, spec.path, query=spec.query, headers=headers, body=body)
+    request_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"portal-links/events/{name}"))
+    event["requestContext"].update(
+        requestId=request_id, time="01/Jan/2026:00:00:00 +0000", timeEpoch=ISSUED * 1000
+    )
+    return event
+
+
+def write_events() -> list[Path]:
+    identity = IdentityProvider(issuer=DEV_ISSUER, fixed_key=True)
+    EVENTS_DIR.mkdir(exist_ok=True)
+    written = []
+    for name, spec in SPECS.items():
+        path = EVENTS_DIR / name
+        path.write_text(json.dumps(build_event(name, spec, identity), indent=2) + "\n")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for written_path in write_events():
+        print(written_path.relative_to(EVENTS_DIR.parent))

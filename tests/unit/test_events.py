@@ -1,0 +1,58 @@
+"""Every file in events/ runs through the handler (what `sam local invoke -e` does) with its expected status."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from local.dev_env import DEV_TABLE, dev_environment
+from local.events import EVENTS_DIR, SPECS, build_event
+from local.identity_provider import DEV_ISSUER, IdentityProvider
+from local.template import customers_table_definition
+
+EVENT_FILES = sorted(path.name for path in EVENTS_DIR.glob("*.json"))
+
+
+@pytest.fixture(scope="module")
+def dev_identity() -> Iterator[IdentityProvider]:
+    with IdentityProvider(issuer=DEV_ISSUER, fixed_key=True).serving() as provider:
+        yield provider
+
+
+@pytest.fixture
+def dev_handler(env, handler, aws, stripe, dev_identity):
+    settings = dev_environment(
+        DEV_ISSUER,
+        stripe_api_base=stripe.url,
+        stripe_api_key=None,
+        jwks_url=f"{dev_identity.url}/.well-known/jwks.json",
+    )
+    env(**settings)
+    aws.create_table(**customers_table_definition(DEV_TABLE))
+    handler.module.portal.cache_clear()
+    return handler
+
+
+def test_every_event_file_is_described():
+    assert sorted(SPECS) == EVENT_FILES
+
+
+@pytest.mark.parametrize("name", EVENT_FILES)
+def test_event_files_are_current(name):
+    identity = IdentityProvider(issuer=DEV_ISSUER, fixed_key=True)
+
+    assert json.loads((EVENTS_DIR / name).read_text()) == build_event(name, SPECS[name], identity)
+
+
+@pytest.mark.parametrize("name", EVENT_FILES)
+def test_event_gets_its_expected_status(dev_handler, stripe, name):
+    event = json.loads((EVENTS_DIR / name).read_text())
+
+    response = dev_handler(event)
+
+    assert response["statusCode"] == SPECS[name].expected_status, response.get("body")
+    if response["statusCode"] == 303 and SPECS[name].user is not None:
+        [session] = stripe.state.sessions.values()
+        assert response["headers"]["Location"] == session["url"]

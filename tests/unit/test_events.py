@@ -1,4 +1,4 @@
-"""Every file in events/ runs through the handler (what `sam local invoke -e` does) with its expected status."""
+"""Each file in events/ runs through the handler, as `sam local invoke -e` would; its status is checked."""
 
 from __future__ import annotations
 

@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from local.server import LocalServer
+
 DEV_AUDIENCE = "portal-links-dev"
 # `make dev`'s issuer and the one the committed events/ tokens name.
 DEV_ISSUER = "http://127.0.0.1:3000"
@@ -104,7 +106,7 @@ class IdentityProvider:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server = LocalServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self.issuer = self.issuer or self.url

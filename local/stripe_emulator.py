@@ -25,6 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from local.server import LocalServer
+
 # The 47 locale values of the portal session (shared/reference/003).
 LOCALES = frozenset(
     (
@@ -744,7 +746,7 @@ class StripeEmulator:
                 self.end_headers()
                 self.wfile.write(data)
 
-        server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        server = LocalServer(("127.0.0.1", port), Handler)
         server.daemon_threads = True
         self._server = server
         actual = f"http://127.0.0.1:{server.server_address[1]}"

@@ -130,14 +130,18 @@ class Invoker:
         return self(http_api_event(method, path, query=query, headers=all_headers, body=body))
 
 
-@pytest.fixture
-def handler(aws: Any) -> Invoker:
+def cold_started_handler() -> Invoker:
     """The handler, its container state rebuilt from the current environment (a fresh cold start)."""
     import portal_handler
 
     portal_handler.portal.cache_clear()
     portal_handler.portal()
     return Invoker(portal_handler)
+
+
+@pytest.fixture
+def handler(aws: Any) -> Invoker:
+    return cold_started_handler()
 
 
 def problem(response: dict[str, Any]) -> dict[str, Any]:

@@ -77,7 +77,7 @@ class PortalService:
         else:
             logger.warning(
                 "another Stripe customer is already linked to this user; keeping the stored one",
-                extra={"stored": stored.stripe_customer_id, "created": created.id},
+                extra={"stored_customer": stored.stripe_customer_id, "unlinked_customer": created.id},
             )
         return stored
 

@@ -1,0 +1,76 @@
+"""Concurrent first clicks of one user end with exactly one Stripe customer and one row."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from portal_links.portal import PortalLinkRequest, build_portal_service
+from portal_links.settings import load_settings
+from tests.conftest import TABLE
+
+CONTAINERS = 60
+
+
+def test_sixty_concurrent_first_clicks_create_one_customer(dynamodb, identity, stripe):
+    # Given 60 Lambda containers, each with its own clients, and a Stripe that takes a moment per customer
+    settings = load_settings()
+    services = [build_portal_service(settings) for _ in range(CONTAINERS)]
+    stripe.set_latency("POST", "/v1/customers", 0.3)
+    token = identity.token("racer", email="racer@example.com")
+    start = threading.Barrier(CONTAINERS)
+
+    def first_click(service):
+        start.wait()
+        return service.create_link(PortalLinkRequest(token=token))
+
+    # When the same user's first click reaches all of them at once
+    with ThreadPoolExecutor(max_workers=CONTAINERS) as pool:
+        urls = list(pool.map(first_click, services))
+
+    # Then every click got a portal session, all for the one customer that exists
+    assert len(urls) == CONTAINERS
+    assert len(set(urls)) == CONTAINERS
+    assert len(stripe.state.customers) == 1
+    [customer_id] = stripe.state.customers
+    assert {s["customer"] for s in stripe.state.sessions.values()} == {customer_id}
+    items = dynamodb.scan(TableName=TABLE)["Items"]
+    assert [(i["app_user_id"]["S"], i["stripe_customer_id"]["S"]) for i in items] == [("racer", customer_id)]
+    # and the race was real: every container asked Stripe; the idempotency key made them one customer
+    assert len(stripe.requests_to("POST", "/v1/customers")) >= CONTAINERS
+
+
+def test_a_row_written_meanwhile_by_another_container_wins(dynamodb, identity, stripe):
+    # Given a container creating the customer while another container's row lands first
+    service = build_portal_service(load_settings())
+    winner = stripe.add_customer(email="first@example.com")
+    stripe.set_latency("POST", "/v1/customers", 0.5)
+
+    def other_container_writes_its_row():
+        dynamodb.put_item(
+            TableName=TABLE,
+            Item={
+                "app_user_id": {"S": "racer"},
+                "stripe_customer_id": {"S": winner},
+                "livemode": {"BOOL": False},
+            },
+        )
+
+    threading.Timer(0.2, other_container_writes_its_row).start()
+
+    # When the slower container finishes
+    service.create_link(PortalLinkRequest(token=identity.token("racer")))
+
+    # Then the stored link is kept and the session is for the winner's customer
+    items = dynamodb.scan(TableName=TABLE)["Items"]
+    assert [i["stripe_customer_id"]["S"] for i in items] == [winner]
+    [session] = stripe.state.sessions.values()
+    assert session["customer"] == winner
+
+
+def test_the_handler_works_against_the_moto_server(dynamodb, handler, identity, stripe):
+    response = handler.request(token=identity.token("user-http"))
+
+    assert response["statusCode"] == 303
+    items = dynamodb.scan(TableName=TABLE)["Items"]
+    assert [i["app_user_id"]["S"] for i in items] == ["user-http"]

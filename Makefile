@@ -16,7 +16,7 @@ $(STAMP): requirements-dev.txt layers/shared/requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
-test: lint types validate unit integration layer-check browser  ## every check CI runs
+test: lint types validate unit integration layer-check  ## every check CI runs
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -61,4 +61,3 @@ def test_built_function_holds_only_the_handler():
 
     assert (function / "portal_handler.py").is_file()
     assert not (function / "portal_links").exists()
-

@@ -20,7 +20,6 @@ logger = Logger()
 metrics = Metrics()
 tracer = Tracer()
 app = APIGatewayHttpResolver()
-HOMEPAGE_PARAMETERS = frozenset({"return_to"})
 
 
 @cache
@@ -32,9 +31,18 @@ def portal() -> tuple[PortalService, PortalHttp]:
 
 @app.route("/portal", method=["GET", "POST"])
 def portal_homepage() -> Response[str]:
+    return portal_link(flow=None)
+
+
+@app.route("/portal/<flow>", method=["GET", "POST"])
+def portal_deep_link(flow: str) -> Response[str]:
+    return portal_link(flow)
+
+
+def portal_link(flow: str | None) -> Response[str]:
     service, http = portal()
-    url = service.create_link(http.read_request(app.current_event, HOMEPAGE_PARAMETERS))
-    return http.success(app.current_event, url)
+    request = http.read_request(app.current_event, flow, service.parameters_for(flow))
+    return http.success(app.current_event, service.create_link(request))
 
 
 @app.not_found

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from portal_links.settings import ConfigurationError, MissingCustomerPolicy, TokenUse
+from portal_links.errors import ConfigurationError
+from portal_links.settings import MissingCustomerPolicy, TokenUse
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,6 +5,14 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 
+class ConfigurationError(Exception):
+    """A setting is missing or invalid; the message names it. Raised at cold start, never per request."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting
+
+
 class PortalError(Exception):
     code: ClassVar[str] = "internal_error"
 

@@ -77,7 +77,9 @@ class PortalHttp:
         self._settings = settings
         self._return_urls = return_urls
 
-    def read_request(self, event: APIGatewayProxyEventV2, allowed: frozenset[str]) -> PortalLinkRequest:
+    def read_request(
+        self, event: APIGatewayProxyEventV2, flow: str | None, allowed: frozenset[str]
+    ) -> PortalLinkRequest:
         """The credential and the client's parameters; anything not in `allowed` is refused by name."""
         credential = self.credential(event)
         if credential.from_cookie and event.request_context.http.method == "POST":
@@ -86,7 +88,16 @@ class PortalHttp:
         for name in params:
             if name not in allowed:
                 raise UnknownParameter(f"{name!r} is not a parameter of this endpoint", param=name)
-        return PortalLinkRequest(token=credential.token, return_to=params.get("return_to"))
+        return PortalLinkRequest(
+            token=credential.token,
+            flow=flow,
+            return_to=params.get("return_to"),
+            locale=params.get("locale"),
+            accept_language=_header(event, "accept-language"),
+            subscription=params.get("subscription"),
+            price=params.get("price"),
+            quantity=params.get("quantity"),
+        )
 
     def credential(self, event: APIGatewayProxyEventV2) -> Credential:
         authorization = _header(event, "authorization")

@@ -11,11 +11,27 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from portal_links.customers import CustomerLink, CustomerTable, new_link
-from portal_links.errors import NoBillingAccount
+from portal_links.errors import (
+    ConfigurationError,
+    NoBillingAccount,
+    NoSubscription,
+    SubscriptionAmbiguous,
+    SubscriptionNotFound,
+    UnknownFlow,
+)
+from portal_links.flows import (
+    FLOWS,
+    HOMEPAGE_PARAMETERS,
+    Flow,
+    available_on,
+    build_flow_data,
+    checked_subscription_id,
+    parse_plan_change,
+)
 from portal_links.identity import AppUser, Authenticator, SigningKeys
-from portal_links.redirects import ReturnUrls
+from portal_links.locales import negotiate_locale
 from portal_links.settings import MissingCustomerPolicy, Settings
-from portal_links.stripe_gateway import StripeGateway
+from portal_links.stripe_gateway import StripeGateway, Subscription
 
 if TYPE_CHECKING:
     from stripe.params import CustomerCreateParams
@@ -30,7 +46,13 @@ class PortalLinkRequest:
     """What the HTTP layer hands the service: the credential and the parameters the client may choose."""
 
     token: str | None
+    flow: str | None = None  # None: the portal homepage
     return_to: str | None = None
+    locale: str | None = None
+    accept_language: str | None = None
+    subscription: str | None = None
+    price: str | None = None
+    quantity: str | None = None
 
 
 class PortalService:
@@ -42,20 +64,104 @@ class PortalService:
         stripe: StripeGateway,
     ) -> None:
         self._settings = settings
+        self._policy = settings.policy
         self._authenticator = authenticator
         self._customers = customers
         self._stripe = stripe
-        self.return_urls = ReturnUrls(settings)
+        self.return_urls = settings.return_urls()
+        for name in self._policy.enabled_flows():
+            if not available_on(FLOWS[name], settings.stripe.api_version):
+                raise ConfigurationError(
+                    f"policy.flows.{name}.enabled",
+                    f"needs STRIPE_API_VERSION {FLOWS[name].since_api_version} or later "
+                    f"(pinned: {settings.stripe.api_version})",
+                )
+
+    def parameters_for(self, flow_name: str | None) -> frozenset[str]:
+        """What the client may send to this endpoint; an unknown or disabled flow is refused here."""
+        return HOMEPAGE_PARAMETERS if flow_name is None else self._flow(flow_name).parameters
 
     def create_link(self, request: PortalLinkRequest) -> str:
         user = self._authenticator.authenticate(request.token)
+        flow = self._flow(request.flow) if request.flow else None
+        flow_policy = self._policy.flows[flow.name] if flow else None
+        # Everything the client sent is vetted before anything is read or written.
         return_url = self.return_urls.resolve(request.return_to)
-        customer = self.customer_for(user)
+        locale = negotiate_locale(request.locale, request.accept_language, self._policy.default_locale)
+        subscription_id = checked_subscription_id(request.subscription)
+        change = None
+        if flow is not None and flow.name == "subscription_update_confirm":
+            assert flow_policy is not None
+            change = parse_plan_change(flow_policy, request.price, request.quantity)
+
+        if flow is not None and flow.needs_subscription:
+            customer = self._existing_customer(user)
+            subscription = self._subscription_for(flow, customer, subscription_id)
+        else:
+            customer, subscription = self.customer_for(user), None
+
         params: SessionCreateParams = {"customer": customer.stripe_customer_id, "return_url": return_url}
+        configuration = flow_policy.configuration if flow_policy else self._policy.homepage_configuration
+        if configuration:
+            params["configuration"] = configuration
+        if self._policy.on_behalf_of:
+            params["on_behalf_of"] = self._policy.on_behalf_of
+        if locale != "auto":
+            params["locale"] = locale
+        if flow is not None and flow_policy is not None:
+            params["flow_data"] = build_flow_data(flow, flow_policy, subscription, change)
         url = self._stripe.create_portal_session(params)
         metrics.add_metric(name="PortalSessionsCreated", unit=MetricUnit.Count, value=1)
-        logger.info("portal session created", extra={"stripe_customer_id": customer.stripe_customer_id})
+        logger.info(
+            "portal session created",
+            extra={
+                "stripe_customer_id": customer.stripe_customer_id,
+                "flow": flow.name if flow else "homepage",
+            },
+        )
         return url
+
+    def _flow(self, name: str) -> Flow:
+        flow = FLOWS.get(name)
+        enabled = self._policy.enabled_flows()
+        if flow is None or name not in enabled:
+            raise UnknownFlow(
+                f"there is no portal flow {name!r} here; enabled flows: {', '.join(enabled) or 'none'}",
+                extra={"enabled_flows": enabled},
+            )
+        return flow
+
+    def _existing_customer(self, user: AppUser) -> CustomerLink:
+        # A user without a customer has no subscription either; nothing is created for them.
+        link = self._customers.get(user.user_id)
+        if link is None:
+            raise NoSubscription("there is no subscription for this account")
+        return link
+
+    def _subscription_for(self, flow: Flow, customer: CustomerLink, requested: str | None) -> Subscription:
+        if requested is not None:
+            found = self._stripe.subscription(requested)
+            if found is None or found.customer != customer.stripe_customer_id:
+                raise SubscriptionNotFound(
+                    "there is no such subscription for this account", param="subscription"
+                )
+            if not flow.suits(found):
+                raise flow.refusal(f"the subscription cannot go through {flow.name} in its current state")
+            return found
+        candidates = [s for s in self._stripe.subscriptions_of(customer.stripe_customer_id) if flow.suits(s)]
+        if not candidates:
+            raise NoSubscription(f"there is no subscription that {flow.name} applies to")
+        if len(candidates) > 1:
+            names = self._stripe.product_names({item.product for s in candidates for item in s.items})
+            listing = [
+                {"id": s.id, "products": [names[item.product] for item in s.items]} for s in candidates
+            ]
+            raise SubscriptionAmbiguous(
+                "several subscriptions match; send the one you mean as subscription",
+                param="subscription",
+                extra={"subscriptions": listing},
+            )
+        return candidates[0]
 
     def customer_for(self, user: AppUser) -> CustomerLink:
         """The user's Stripe customer, created exactly once even when first clicks race."""

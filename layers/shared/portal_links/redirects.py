@@ -5,16 +5,31 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from portal_links.errors import InvalidParameter
-from portal_links.settings import LOCAL_HOSTS, Settings, origin_of
 
 MAX_URL_LENGTH = 2048
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def origin_of(url: str) -> str | None:
+    """`scheme://host[:port]` of an absolute http(s) URL, with default ports dropped; None otherwise."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    default_port = 443 if parts.scheme == "https" else 80
+    suffix = f":{port}" if port is not None and port != default_port else ""
+    return f"{parts.scheme}://{host}{suffix}"
 
 
 class ReturnUrls:
-    def __init__(self, settings: Settings) -> None:
-        self._allowed = settings.allowed_origins
-        self._insecure_localhost = settings.allow_insecure_localhost
-        self.default = settings.default_return_url
+    def __init__(self, allowed_origins: frozenset[str], allow_insecure_localhost: bool, default: str) -> None:
+        self._allowed = allowed_origins
+        self._insecure_localhost = allow_insecure_localhost
+        self.default = default
 
     def resolve(self, return_to: str | None) -> str:
         """The URL the user goes back to: `return_to` if it is safe and allowed, else the default."""

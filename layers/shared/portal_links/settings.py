@@ -13,17 +13,12 @@ from enum import Enum, StrEnum
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from portal_links.errors import ConfigurationError
+from portal_links.policy import PortalPolicy, load_policy
+from portal_links.redirects import LOCAL_HOSTS, ReturnUrls, origin_of
+
 DEFAULT_STRIPE_API_VERSION = "2026-10-28.endive"
-LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 _E = TypeVar("_E", bound=Enum)
-
-
-class ConfigurationError(Exception):
-    """A setting is missing or invalid; the message names it."""
-
-    def __init__(self, setting: str, problem: str) -> None:
-        super().__init__(f"{setting}: {problem}")
-        self.setting = setting
 
 
 class MissingCustomerPolicy(StrEnum):
@@ -69,6 +64,10 @@ class Settings:
     default_return_url: str
     sign_in_url: str
     missing_customer: MissingCustomerPolicy
+    policy: PortalPolicy
+
+    def return_urls(self) -> ReturnUrls:
+        return ReturnUrls(self.allowed_origins, self.allow_insecure_localhost, self.default_return_url)
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -87,31 +86,20 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     sign_in_url = env.required("SIGN_IN_URL")
     _absolute_url("SIGN_IN_URL", sign_in_url, allow_insecure_localhost)
 
+    url_allowed = ReturnUrls(allowed_origins, allow_insecure_localhost, default_return_url).is_allowed
+    stripe = _stripe_settings(env, allow_insecure_localhost)
+    policy = load_policy(env.optional("PORTAL_POLICY_FILE"), url_allowed)
     return Settings(
         customers_table=env.required("CUSTOMERS_TABLE"),
         auth=_auth_settings(env, allow_insecure_localhost),
-        stripe=_stripe_settings(env, allow_insecure_localhost),
+        stripe=stripe,
         allowed_origins=allowed_origins,
         allow_insecure_localhost=allow_insecure_localhost,
         default_return_url=default_return_url,
         sign_in_url=sign_in_url,
         missing_customer=env.choice("MISSING_CUSTOMER", MissingCustomerPolicy, MissingCustomerPolicy.CREATE),
+        policy=policy,
     )
-
-
-def origin_of(url: str) -> str | None:
-    """`scheme://host[:port]` of an absolute http(s) URL, with default ports dropped; None otherwise."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    default_port = 443 if parts.scheme == "https" else 80
-    suffix = f":{port}" if port is not None and port != default_port else ""
-    return f"{parts.scheme}://{host}{suffix}"
 
 
 def _auth_settings(env: _Env, allow_insecure_localhost: bool) -> AuthSettings:

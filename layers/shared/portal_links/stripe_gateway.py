@@ -15,11 +15,12 @@ import stripe
 from aws_lambda_powertools import Logger
 
 from portal_links.errors import StripeRejected, StripeUnavailable
-from portal_links.settings import StripeSettings
 
 if TYPE_CHECKING:
     from stripe.params import CustomerCreateParams
     from stripe.params.billing_portal import SessionCreateParams
+
+    from portal_links.settings import StripeSettings
 
 logger = Logger(child=True)
 CONNECT_TIMEOUT_SECONDS = 2.0
@@ -29,6 +30,23 @@ CONNECT_TIMEOUT_SECONDS = 2.0
 class CreatedCustomer:
     id: str
     livemode: bool
+
+
+@dataclass(frozen=True)
+class SubscriptionItem:
+    id: str
+    price: str
+    product: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Subscription:
+    id: str
+    customer: str
+    status: str
+    cancel_at_period_end: bool
+    items: tuple[SubscriptionItem, ...]
 
 
 class StripeGateway:
@@ -50,6 +68,30 @@ class StripeGateway:
             session = self._stripe().v1.billing_portal.sessions.create(params=params)
         return str(session.url)
 
+    def subscription(self, subscription_id: str) -> Subscription | None:
+        """The subscription, or None if Stripe has no such subscription on this account."""
+        try:
+            with _translated_errors("subscriptions.retrieve"):
+                found = self._stripe().v1.subscriptions.retrieve(subscription_id)
+        except StripeRejected as error:
+            cause = error.__cause__
+            if isinstance(cause, stripe.InvalidRequestError) and cause.code == "resource_missing":
+                return None
+            raise
+        return _subscription(found)
+
+    def subscriptions_of(self, customer_id: str) -> list[Subscription]:
+        with _translated_errors("subscriptions.list"):
+            page = self._stripe().v1.subscriptions.list(params={"customer": customer_id, "limit": 100})
+        return [_subscription(found) for found in page.data]
+
+    def product_names(self, product_ids: set[str]) -> dict[str, str]:
+        names = {}
+        for product_id in sorted(product_ids):
+            with _translated_errors("products.retrieve"):
+                names[product_id] = str(self._stripe().v1.products.retrieve(product_id).name)
+        return names
+
     def _stripe(self) -> stripe.StripeClient:
         # The key comes from Secrets Manager with a cache; a rotated key gets a new client.
         key = self._api_key()
@@ -66,6 +108,20 @@ class StripeGateway:
             )
             self._client_key = key
         return self._client
+
+
+def _subscription(found: stripe.Subscription) -> Subscription:
+    items = tuple(
+        SubscriptionItem(
+            id=item.id,
+            price=item.price.id,
+            product=item.price.product if isinstance(item.price.product, str) else item.price.product.id,
+            quantity=item.quantity or 1,
+        )
+        for item in found["items"].data
+    )
+    customer = found.customer if isinstance(found.customer, str) else found.customer.id
+    return Subscription(found.id, customer, found.status, bool(found.cancel_at_period_end), items)
 
 
 class _translated_errors:

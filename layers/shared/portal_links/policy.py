@@ -1,0 +1,216 @@
+"""The operator's portal policy: which flows are enabled and everything about them the server decides.
+
+Read from a JSON document (PORTAL_POLICY_FILE) at cold start. Every key is checked; an unknown key or a
+bad value fails the cold start with a ConfigurationError naming the key, e.g.
+`policy.flows.subscription_cancel.after_completion.custom_message`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from portal_links.errors import ConfigurationError
+from portal_links.locales import STRIPE_LOCALES
+
+AfterCompletionType = Literal["redirect", "hosted_confirmation", "portal_homepage"]
+FLOW_NAMES = (
+    "payment_method_update",
+    "subscription_cancel",
+    "subscription_update",
+    "subscription_update_confirm",
+    "customer_update",
+    "subscription_pause",
+)
+MAX_CUSTOM_MESSAGE = 500
+STRIPE_ID = re.compile(r"^[A-Za-z0-9_\-]{1,255}$")
+
+
+@dataclass(frozen=True)
+class AfterCompletion:
+    type: AfterCompletionType
+    return_url: str | None = None
+    custom_message: str | None = None
+
+
+@dataclass(frozen=True)
+class Discount:
+    coupon: str | None = None
+    promotion_code: str | None = None
+
+
+@dataclass(frozen=True)
+class FlowPolicy:
+    enabled: bool
+    configuration: str | None = None
+    after_completion: AfterCompletion | None = None
+    retention_coupon: str | None = None
+    # subscription_update_confirm: allow-listed target price → the discount the server attaches, if any
+    prices: dict[str, Discount | None] = field(default_factory=dict)
+    min_quantity: int = 1
+    max_quantity: int = 1
+
+
+DEFAULT_FLOWS = {
+    "payment_method_update": FlowPolicy(enabled=True),
+    "subscription_cancel": FlowPolicy(enabled=True),
+    "subscription_update": FlowPolicy(enabled=True),
+    "subscription_update_confirm": FlowPolicy(enabled=False),
+    "customer_update": FlowPolicy(enabled=False),
+    "subscription_pause": FlowPolicy(enabled=False),
+}
+
+
+@dataclass(frozen=True)
+class PortalPolicy:
+    flows: dict[str, FlowPolicy] = field(default_factory=lambda: dict(DEFAULT_FLOWS))
+    homepage_configuration: str | None = None
+    on_behalf_of: str | None = None
+    default_locale: str = "auto"
+
+    def enabled_flows(self) -> list[str]:
+        return [name for name in FLOW_NAMES if self.flows[name].enabled]
+
+
+def load_policy(path: str | None, url_allowed: Callable[[str], bool]) -> PortalPolicy:
+    """The policy in `path` (defaults when None); `url_allowed` vets redirect targets."""
+    if path is None:
+        return PortalPolicy()
+    try:
+        document = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigurationError("PORTAL_POLICY_FILE", f"cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ConfigurationError("PORTAL_POLICY_FILE", f"{path} is not valid JSON: {exc}") from None
+    return _Reader(url_allowed).policy(document)
+
+
+class _Reader:
+    def __init__(self, url_allowed: Callable[[str], bool]) -> None:
+        self._url_allowed = url_allowed
+
+    def policy(self, document: Any) -> PortalPolicy:
+        root = _object(document, "policy", {"flows", "homepage", "on_behalf_of", "default_locale"})
+        homepage = _object(root.get("homepage", {}), "policy.homepage", {"configuration"})
+        flows_doc = _object(root.get("flows", {}), "policy.flows", set(FLOW_NAMES))
+        flows = dict(DEFAULT_FLOWS)
+        for name, value in flows_doc.items():
+            flows[name] = self.flow(name, value)
+        locale = root.get("default_locale", "auto")
+        if locale not in STRIPE_LOCALES:
+            raise ConfigurationError("policy.default_locale", "must be one of Stripe's portal locales")
+        on_behalf_of = _optional_id(root, "on_behalf_of", "policy", prefix="acct_")
+        return PortalPolicy(
+            flows=flows,
+            homepage_configuration=_optional_id(homepage, "configuration", "policy.homepage", prefix="bpc_"),
+            on_behalf_of=on_behalf_of,
+            default_locale=locale,
+        )
+
+    def flow(self, name: str, value: Any) -> FlowPolicy:
+        where = f"policy.flows.{name}"
+        allowed = {"enabled", "configuration", "after_completion"}
+        if name == "subscription_cancel":
+            allowed.add("retention_coupon")
+        if name == "subscription_update_confirm":
+            allowed |= {"prices", "quantity"}
+        flow = _object(value, where, allowed)
+        enabled = flow.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ConfigurationError(f"{where}.enabled", "must be true or false")
+        prices, low, high = self.prices(flow, where) if name == "subscription_update_confirm" else ({}, 1, 1)
+        if name == "subscription_update_confirm" and enabled and not prices:
+            raise ConfigurationError(f"{where}.prices", "list at least one allowed target price")
+        return FlowPolicy(
+            enabled=enabled,
+            configuration=_optional_id(flow, "configuration", where, prefix="bpc_"),
+            after_completion=self.after_completion(flow.get("after_completion"), f"{where}.after_completion"),
+            retention_coupon=_optional_id(flow, "retention_coupon", where),
+            prices=prices,
+            min_quantity=low,
+            max_quantity=high,
+        )
+
+    def after_completion(self, value: Any, where: str) -> AfterCompletion | None:
+        if value is None:
+            return None
+        after = _object(value, where, {"type", "return_url", "custom_message"})
+        kind = after.get("type")
+        if kind not in ("redirect", "hosted_confirmation", "portal_homepage"):
+            raise ConfigurationError(
+                f"{where}.type", "must be redirect, hosted_confirmation or portal_homepage"
+            )
+        return_url = after.get("return_url")
+        message = after.get("custom_message")
+        if kind == "redirect":
+            if not isinstance(return_url, str) or not self._url_allowed(return_url):
+                raise ConfigurationError(f"{where}.return_url", "must be a URL on one of ALLOWED_ORIGINS")
+        elif return_url is not None:
+            raise ConfigurationError(f"{where}.return_url", "only applies to type redirect")
+        if message is not None:
+            if kind != "hosted_confirmation":
+                raise ConfigurationError(
+                    f"{where}.custom_message", "only applies to type hosted_confirmation"
+                )
+            if not isinstance(message, str) or not message.strip() or len(message) > MAX_CUSTOM_MESSAGE:
+                raise ConfigurationError(
+                    f"{where}.custom_message", f"must be 1 to {MAX_CUSTOM_MESSAGE} characters"
+                )
+        return AfterCompletion(
+            type=cast(AfterCompletionType, kind), return_url=return_url, custom_message=message
+        )
+
+    def prices(self, flow: dict[str, Any], where: str) -> tuple[dict[str, Discount | None], int, int]:
+        prices_doc = _object(flow.get("prices", {}), f"{where}.prices", None)
+        prices: dict[str, Discount | None] = {}
+        for price, discount_doc in prices_doc.items():
+            key = f"{where}.prices.{price}"
+            if not price.startswith("price_") or not STRIPE_ID.match(price):
+                raise ConfigurationError(key, "must be a Stripe price id (price_…)")
+            discount = _object(discount_doc, key, {"coupon", "promotion_code"})
+            if len(discount) > 1:
+                raise ConfigurationError(key, "set at most one of coupon or promotion_code")
+            prices[price] = (
+                Discount(
+                    coupon=_optional_id(discount, "coupon", key),
+                    promotion_code=_optional_id(discount, "promotion_code", key, prefix="promo_"),
+                )
+                if discount
+                else None
+            )
+        quantity = _object(flow.get("quantity", {}), f"{where}.quantity", {"min", "max"})
+        low, high = quantity.get("min", 1), quantity.get("max", 1)
+        for bound, number in (("min", low), ("max", high)):
+            if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= 10_000:
+                raise ConfigurationError(
+                    f"{where}.quantity.{bound}", "must be a whole number from 1 to 10000"
+                )
+        if low > high:
+            raise ConfigurationError(f"{where}.quantity.min", "must not exceed quantity.max")
+        return prices, low, high
+
+
+def _object(value: Any, where: str, allowed: set[str] | None) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigurationError(where, "must be a JSON object")
+    if allowed is not None:
+        for key in value:
+            if key not in allowed:
+                raise ConfigurationError(
+                    f"{where}.{key}", f"is not a known key (known: {', '.join(sorted(allowed))})"
+                )
+    return value
+
+
+def _optional_id(document: dict[str, Any], key: str, where: str, prefix: str = "") -> str | None:
+    value = document.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.startswith(prefix) or not STRIPE_ID.match(value):
+        expected = f"a Stripe id ({prefix}…)" if prefix else "a Stripe id"
+        raise ConfigurationError(f"{where}.{key}", f"must be {expected}")
+    return value

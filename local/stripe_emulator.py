@@ -41,8 +41,9 @@ CLASSIC_FLOW_TYPES = (
     "subscription_update_confirm",
 )
 NEWER_FLOW_TYPES = ("customer_update", "subscription_pause")
-# API versions from this date on know the newer flow types and `after_expiration`.
-NEWER_FLOWS_SINCE = "2025-01-01"
+# API versions from this date on know the newer flow types and `after_expiration` (customer_update arrived
+# in 2026-08-26.dahlia; subscription_pause is gated on the same date here).
+NEWER_FLOWS_SINCE = "2026-08-26"
 DEFAULT_API_VERSION = "2026-10-28.endive"
 MAX_STRING = 5000
 MAX_CUSTOM_MESSAGE = 500
@@ -205,6 +206,8 @@ class EmulatorState:
     prices: dict[str, dict[str, Any]] = field(default_factory=dict)
     products: dict[str, dict[str, Any]] = field(default_factory=dict)
     configurations: set[str] = field(default_factory=set)
+    coupons: set[str] = field(default_factory=set)
+    promotion_codes: set[str] = field(default_factory=set)
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[RecordedRequest] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
@@ -295,6 +298,14 @@ class StripeEmulator:
     def add_configuration(self, configuration_id: str) -> None:
         with self.lock:
             self.state.configurations.add(configuration_id)
+
+    def add_coupon(self, coupon_id: str) -> None:
+        with self.lock:
+            self.state.coupons.add(coupon_id)
+
+    def add_promotion_code(self, promotion_code_id: str) -> None:
+        with self.lock:
+            self.state.promotion_codes.add(promotion_code_id)
 
     def inject_fault(
         self,
@@ -419,7 +430,7 @@ class StripeEmulator:
         }
         if (method, path) in routes:
             return 200, routes[(method, path)](params, headers), {}
-        match = re.fullmatch(r"/v1/(customers|subscriptions)/([A-Za-z0-9_]+)", path)
+        match = re.fullmatch(r"/v1/(customers|subscriptions|products)/([A-Za-z0-9_]+)", path)
         if method == "GET" and match:
             expect_object(params, "", {"expand"})
             collection, ident = match.groups()
@@ -581,6 +592,12 @@ class StripeEmulator:
         subscription = self.state.subscriptions.get(subscription_id)
         if subscription is None or subscription["customer"] != customer_id:
             raise no_such("subscription", subscription_id, f"{prefix}[subscription]")
+        if subscription["status"] not in ("active", "trialing", "past_due"):
+            raise invalid(
+                f"{prefix}[subscription]", f"a {subscription['status']} subscription cannot be changed"
+            )
+        if flow_type == "subscription_cancel" and subscription["cancel_at_period_end"]:
+            raise invalid(f"{prefix}[subscription]", "the subscription is already set to cancel")
         result: dict[str, Any] = {"subscription": subscription_id}
         if flow_type == "subscription_cancel":
             result["retention"] = self._validate_retention(subject.get("retention"), prefix)
@@ -602,6 +619,8 @@ class StripeEmulator:
         if "coupon" not in offer:
             raise missing(f"{prefix}[retention][coupon_offer][coupon]")
         coupon = expect_string(offer["coupon"], f"{prefix}[retention][coupon_offer][coupon]")
+        if coupon not in self.state.coupons:
+            raise no_such("coupon", coupon, f"{prefix}[retention][coupon_offer][coupon]")
         return {"type": "coupon_offer", "coupon_offer": {"coupon": coupon}}
 
     def _validate_items(
@@ -628,9 +647,15 @@ class StripeEmulator:
                 price = expect_string(item["price"], f"{param}[price]")
                 if price not in self.state.prices:
                     raise no_such("price", price, f"{param}[price]")
+                if not self.state.prices[price]["active"] or not self.state.prices[price]["recurring"]:
+                    raise invalid(f"{param}[price]", "must be an active recurring price")
                 entry["price"] = price
             if "quantity" in item:
-                entry["quantity"] = expect_integer(item["quantity"], f"{param}[quantity]")
+                entry["quantity"] = expect_integer(item["quantity"], f"{param}[quantity]", low=1)
+            [current] = subscription["items"]
+            unchanged_price = entry.get("price", current["price"]) == current["price"]
+            if unchanged_price and entry.get("quantity", current["quantity"]) == current["quantity"]:
+                raise invalid(param, "the update would not change the subscription")
             result.append(entry)
         return result
 
@@ -645,7 +670,10 @@ class StripeEmulator:
             if len(discount) != 1:
                 raise invalid(param, "set exactly one of coupon or promotion_code")
             name, code = next(iter(discount.items()))
-            result.append({name: expect_string(code, f"{param}[{name}]")})
+            known = self.state.coupons if name == "coupon" else self.state.promotion_codes
+            if expect_string(code, f"{param}[{name}]") not in known:
+                raise no_such(name.replace("_", " "), code, f"{param}[{name}]")
+            result.append({name: code})
         return result
 
     def _list_subscriptions(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -679,13 +707,12 @@ class StripeEmulator:
         return {"object": "list", "url": "/v1/subscriptions", "has_more": len(found) > limit, "data": data}
 
     def _subscription_view(self, subscription: dict[str, Any], expansions: set[str]) -> dict[str, Any]:
+        # As on Stripe, an item's price is always a full object; its product is an id unless expanded.
         items = []
         for item in subscription["items"]:
-            price: Any = item["price"]
-            if "items.data.price" in expansions or "items.data.price.product" in expansions:
-                price = dict(self.state.prices[item["price"]])
-                if "items.data.price.product" in expansions:
-                    price["product"] = self.state.products[price["product"]]
+            price = dict(self.state.prices[item["price"]])
+            if "items.data.price.product" in expansions:
+                price["product"] = self.state.products[price["product"]]
             items.append({**item, "price": price})
         return {**subscription, "items": {"object": "list", "data": items, "has_more": False}}
 
@@ -807,8 +834,11 @@ class StripeEmulator:
 
 def _expansions(params: dict[str, Any], list_prefix: str = "") -> set[str]:
     raw = params.get("expand") or []
-    values = raw if isinstance(raw, list) else [raw]
-    return {value.removeprefix(list_prefix) for value in values if isinstance(value, str)}
+    values = list(raw.values()) if isinstance(raw, dict) else raw if isinstance(raw, list) else [raw]
+    for value in values:
+        if not isinstance(value, str) or value.count(".") >= 4:
+            raise invalid("expand", "You cannot expand more than 4 levels of a property")
+    return {value.removeprefix(list_prefix) for value in values}
 
 
 def main() -> None:

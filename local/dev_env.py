@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from local.demo import DEMO_POLICY
 from local.identity_provider import DEV_AUDIENCE
 
 DEV_TABLE = "portal-links-customers-dev"
@@ -24,6 +25,7 @@ def dev_environment(
         "DEFAULT_RETURN_URL": f"{origin}/app",
         "SIGN_IN_URL": f"{origin}/dev/sign-in",
         "STRIPE_API_KEY": stripe_api_key or DEV_STRIPE_KEY,
+        "PORTAL_POLICY_FILE": str(DEMO_POLICY),
         "POWERTOOLS_SERVICE_NAME": "portal-links",
         "POWERTOOLS_METRICS_NAMESPACE": "PortalLinksDev",
         "POWERTOOLS_TRACE_DISABLED": "true",

@@ -82,6 +82,49 @@ SPECS: dict[str, EventSpec] = {
         "A parameter only the server decides: 400", 400, accept_json=True, form={"customer": "cus_someone"}
     ),
     "error-unknown-route.json": EventSpec("No such route: 404", 404, path="/nowhere", accept_json=True),
+    "flow-payment-method-update.json": EventSpec(
+        "Update card: 303 to the payment_method_update flow", 303, path="/portal/payment_method_update"
+    ),
+    "flow-subscription-cancel.json": EventSpec(
+        "Cancel plan: 303 to the subscription_cancel flow for the user's one subscription",
+        303,
+        path="/portal/subscription_cancel",
+    ),
+    "flow-subscription-update.json": EventSpec(
+        "Change plan: 303 to the subscription_update flow", 303, path="/portal/subscription_update"
+    ),
+    "flow-subscription-update-confirm.json": EventSpec(
+        "Switch to annual: 303 to subscription_update_confirm with the policy's coupon",
+        303,
+        path="/portal/subscription_update_confirm",
+        form={"price": "price_pro_annual"},
+    ),
+    "flow-customer-update.json": EventSpec(
+        "Update billing details: 303 to the customer_update flow", 303, path="/portal/customer_update"
+    ),
+    "flow-subscription-pause.json": EventSpec(
+        "Pause plan: 303 to the subscription_pause flow", 303, path="/portal/subscription_pause"
+    ),
+    "error-unknown-flow.json": EventSpec(
+        "Unknown flow: 404 listing the enabled flows",
+        404,
+        path="/portal/subscription_destroy",
+        accept_json=True,
+    ),
+    "error-price-not-allowed.json": EventSpec(
+        "A price off the allow-list: 400",
+        400,
+        path="/portal/subscription_update_confirm",
+        accept_json=True,
+        form={"price": "price_free_forever"},
+    ),
+    "error-no-subscription.json": EventSpec(
+        "Cancel for a user with no subscription: 409",
+        409,
+        path="/portal/subscription_cancel",
+        user="new-user",
+        accept_json=True,
+    ),
 }
 
 
@@ -100,7 +143,16 @@ def build_event(name: str, spec: EventSpec, identity: IdentityProvider) -> dict[
     if spec.form:
         body = urlencode(spec.form)
         headers["content-type"] = "application/x-www-form-urlencoded"
-    event = http_api_event(spec.method, spec.path, query=spec.query, headers=headers, body=body)
+    flow = spec.path.removeprefix("/portal/") if spec.path.startswith("/portal/") else None
+    event = http_api_event(
+        spec.method,
+        spec.path,
+        query=spec.query,
+        headers=headers,
+        body=body,
+        route_key=f"{spec.method} /portal/{{flow}}" if flow else None,
+        path_parameters={"flow": flow} if flow else None,
+    )
     request_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"portal-links/events/{name}"))
     event["requestContext"].update(
         requestId=request_id, time="01/Jan/2026:00:00:00 +0000", timeEpoch=ISSUED * 1000

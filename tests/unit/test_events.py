@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from local.demo import seed_demo
 from local.dev_env import DEV_TABLE, dev_environment
 from local.events import EVENTS_DIR, SPECS, build_event
 from local.identity_provider import DEV_ISSUER, IdentityProvider
@@ -31,6 +32,7 @@ def dev_handler(env, handler, aws, stripe, dev_identity):
     )
     env(**settings)
     aws.create_table(**customers_table_definition(DEV_TABLE))
+    seed_demo(stripe, aws, DEV_TABLE)
     handler.module.portal.cache_clear()
     return handler
 
@@ -56,3 +58,5 @@ def test_event_gets_its_expected_status(dev_handler, stripe, name):
     if response["statusCode"] == 303 and SPECS[name].user is not None:
         [session] = stripe.state.sessions.values()
         assert response["headers"]["Location"] == session["url"]
+        flow = event.get("pathParameters", {}).get("flow")
+        assert (session["flow"] or {}).get("type") == flow

@@ -1,0 +1,34 @@
+"""The demo world `make dev` and the events start from: two plans, a subscriber, and a newcomer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from local.stripe_emulator import StripeEmulator
+
+DEMO_POLICY = Path(__file__).with_name("demo-policy.json")
+SUBSCRIBER = "demo-user"  # mapped to a customer with an active Pro (monthly) subscription
+NEWCOMER = "new-user"  # no customer yet: the first click creates one
+USERS = {SUBSCRIBER: "Dana Demo (subscriber)", NEWCOMER: "Nico New (no customer yet)"}
+
+
+def seed_demo(emulator: StripeEmulator, dynamodb: Any, table: str) -> None:
+    pro = emulator.add_product("Pro", product_id="prod_pro")
+    emulator.add_price(pro, 2000, "month", price_id="price_pro_monthly")
+    emulator.add_price(pro, 19200, "year", price_id="price_pro_annual")
+    emulator.add_coupon("STAY20")
+    emulator.add_coupon("ANNUAL20")
+    customer = emulator.add_customer(
+        email="dana@example.com", name="Dana Demo", metadata={"app_user_id": SUBSCRIBER}
+    )
+    emulator.add_subscription(customer, ["price_pro_monthly"])
+    dynamodb.put_item(
+        TableName=table,
+        Item={
+            "app_user_id": {"S": SUBSCRIBER},
+            "stripe_customer_id": {"S": customer},
+            "livemode": {"BOOL": False},
+            "created_at": {"S": "2026-01-01T00:00:00+00:00"},
+        },
+    )

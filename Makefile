@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt layers/shared/requi
 export SAM_CLI_TELEMETRY := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 PYTEST := $(BIN)/python -m pytest
+PORT ?= 3000
+# The layer package and the handler, importable as Lambda sees them (/opt/python and the task root).
+RUN_LOCAL := PYTHONPATH=layers/shared:functions/portal $(BIN)/python -m
 
 .PHONY: dev test lint types validate build unit integration layer-check browser invoke bench clean
 
@@ -16,7 +19,7 @@ $(STAMP): requirements-dev.txt layers/shared/requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
-test: lint types validate unit integration layer-check  ## every check CI runs
+test: lint types validate unit integration layer-check browser  ## every check CI runs
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -42,6 +45,13 @@ layer-check: build
 
 browser: $(STAMP)
 	$(PYTEST) tests/e2e
+
+dev: $(STAMP)  ## the whole service on http://127.0.0.1:$(PORT) with embedded stand-ins
+	$(RUN_LOCAL) local.dev_server --port $(PORT)
+
+invoke: $(STAMP)  ## one event through the handler, like `sam local invoke -e`, without Docker
+	@test -n "$(EVENT)" || { echo "usage: make invoke EVENT=events/portal-post.json"; exit 2; }
+	$(RUN_LOCAL) local.invoke $(EVENT)
 
 clean:
 	rm -rf .aws-sam .mypy_cache .ruff_cache .pytest_cache test-output

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from local.stripe_emulator import StripeEmulator
 
-DEMO_POLICY = Path(__file__).with_name("demo-policy.json")
+DEMO_POLICY = Path(__file__).with_name("demo-policy.json")  # "{origin}" stands for the dev server's origin
 SUBSCRIBER = "demo-user"  # mapped to a customer with an active Pro (monthly) subscription
 NEWCOMER = "new-user"  # no customer yet: the first click creates one
 USERS = {SUBSCRIBER: "Dana Demo (subscriber)", NEWCOMER: "Nico New (no customer yet)"}
+
+
+def demo_policy_file(origin: str) -> Path:
+    """The demo policy with its redirect targets on `origin`, written where the function can read it."""
+    rendered = Path(tempfile.gettempdir()) / f"portal-links-demo-policy-{origin.rsplit(':', 1)[-1]}.json"
+    rendered.write_text(DEMO_POLICY.read_text().replace("{origin}", origin))
+    return rendered
 
 
 def seed_demo(emulator: StripeEmulator, dynamodb: Any, table: str) -> None:

@@ -427,6 +427,7 @@ class StripeEmulator:
             ("POST", "/v1/customers"): lambda p, _h: self._create_customer_params(p),
             ("POST", "/v1/billing_portal/sessions"): self._create_session,
             ("GET", "/v1/subscriptions"): lambda p, _h: self._list_subscriptions(p),
+            ("GET", "/v1/customers"): lambda p, _h: self._list_customers(p),
         }
         if (method, path) in routes:
             return 200, routes[(method, path)](params, headers), {}
@@ -675,6 +676,17 @@ class StripeEmulator:
                 raise no_such(name.replace("_", " "), code, f"{param}[{name}]")
             result.append({name: code})
         return result
+
+    def _list_customers(self, params: dict[str, Any]) -> dict[str, Any]:
+        expect_object(params, "", {"email", "limit"})
+        limit = expect_integer(params["limit"], "limit", 1, 100) if "limit" in params else 10
+        found = [c for c in self.state.customers.values() if params.get("email") in (None, c["email"])]
+        return {
+            "object": "list",
+            "url": "/v1/customers",
+            "has_more": len(found) > limit,
+            "data": found[:limit],
+        }
 
     def _list_subscriptions(self, params: dict[str, Any]) -> dict[str, Any]:
         expect_object(params, "", {"customer", "status", "limit", "expand"})

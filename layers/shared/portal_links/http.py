@@ -147,16 +147,17 @@ class PortalHttp:
             raise CsrfRejected("this request did not come from an allowed origin")
 
     def _navigation_target(self, event: APIGatewayProxyEventV2, code: str) -> str:
-        back = self._page_to_return_to(event)
-        if code == "unauthenticated":
-            return with_query(self._settings.sign_in_url, next=back)
-        return with_query(back, portal_error=code)
-
-    def _page_to_return_to(self, event: APIGatewayProxyEventV2) -> str:
         try:
-            candidates = [_parameters(event).get("return_to"), _header(event, "referer")]
+            return_to = _parameters(event).get("return_to")
         except PortalError:
-            candidates = [_header(event, "referer")]
+            return_to = None
+        referer = _header(event, "referer")
+        if code == "unauthenticated":
+            # Back to the page the user clicked on once signed in.
+            return with_query(self._settings.sign_in_url, next=self._first_allowed(referer, return_to))
+        return with_query(self._first_allowed(return_to), portal_error=code)
+
+    def _first_allowed(self, *candidates: str | None) -> str:
         for candidate in candidates:
             if candidate and self._return_urls.is_allowed(candidate):
                 return candidate

@@ -10,7 +10,7 @@ PORT ?= 3000
 # The layer package and the handler, importable as Lambda sees them (/opt/python and the task root).
 RUN_LOCAL := PYTHONPATH=layers/shared:functions/portal $(BIN)/python -m
 
-.PHONY: dev test lint types validate build unit integration layer-check browser invoke bench clean
+.PHONY: dev test lint types validate build unit integration layer-check browser invoke clean
 
 $(STAMP): requirements-dev.txt layers/shared/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required") if sys.version_info < (3, 11) else None'

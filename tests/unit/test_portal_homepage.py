@@ -190,6 +190,22 @@ def test_unreadable_bodies_are_refused(handler, identity, stripe, aws, body, con
     assert rows(aws) == []
 
 
+def test_the_portal_url_and_the_token_are_never_logged(handler, identity, stripe, capsys, caplog):
+    token = identity.token("user-1")
+    caplog.set_level("DEBUG")
+
+    handler.request(token=token)
+    handler.request(token=token, accept="application/json")
+
+    [first, second] = [s["url"] for s in stripe.state.sessions.values()]
+    records = [str(record.__dict__) for record in caplog.records]
+    assert any("portal session created" in record for record in records)
+    printed = capsys.readouterr()
+    for secret in (first, second, token, "sk_test_"):
+        assert not any(secret in record for record in records)
+        assert secret not in printed.out + printed.err
+
+
 class TestCookieSessions:
     def test_cookie_post_from_an_allowed_origin_is_accepted(self, handler, identity, stripe):
         response = handler.request(cookie=identity.token("user-1"), headers={"origin": APP})
@@ -254,6 +270,12 @@ class TestBrowserNavigationErrors:
         assert parse_qs(location.query) == {"next": [f"{APP}/settings/billing"]}
         assert_security_headers(response)
         assert stripe.state.requests == []
+
+    def test_sign_in_next_falls_back_to_return_to(self, handler):
+        response = handler.request(form={"return_to": f"{APP}/billing"}, headers={"origin": APP})
+
+        location = urlsplit(response["headers"]["Location"])
+        assert parse_qs(location.query) == {"next": [f"{APP}/billing"]}
 
     def test_sign_in_next_ignores_a_foreign_referer(self, handler):
         response = handler.request(headers={"referer": "https://evil.example/page", "origin": APP})

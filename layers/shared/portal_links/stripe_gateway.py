@@ -7,6 +7,7 @@ Stripe's own error messages never leave this module: they are logged by code, no
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 
 logger = Logger(child=True)
 CONNECT_TIMEOUT_SECONDS = 2.0
+# stripe-python's DEBUG lines carry response bodies, i.e. portal URLs; keep them off even at DEBUG log level.
+logging.getLogger("stripe").setLevel(logging.INFO)
 
 
 @dataclass(frozen=True)

@@ -827,6 +827,17 @@ class StripeEmulator:
             "Locale": session["locale"] or "auto",
             "Configuration": session["configuration"],
         }
+        confirm = flow.get("subscription_update_confirm") or {}
+        if confirm:
+            [item] = confirm["items"]
+            discounts = ", ".join(v for d in confirm.get("discounts") or [] for v in d.values())
+            rows["Change to"] = (
+                f"{item.get('price', 'same price')}, quantity {item.get('quantity', 'unchanged')}"
+            )
+            rows["Discount"] = discounts or "—"
+        retention = (flow.get("subscription_cancel") or {}).get("retention")
+        if retention:
+            rows["Retention offer"] = retention["coupon_offer"]["coupon"]
         done = (after.get("redirect") or {}).get("return_url") or session["return_url"] or "#"
         table = "".join(
             f"<tr><th>{html.escape(k)}</th><td data-field='{html.escape(k)}'>{html.escape(str(v))}</td></tr>"

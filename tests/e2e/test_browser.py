@@ -86,6 +86,11 @@ def test_each_flow_button_opens_its_flow_for_the_users_subscription(page, dev_se
     [subscription] = stripe_get(dev_server, f"/v1/subscriptions?customer={customer}")["data"]
     expected_subscription = subscription["id"] if flow in SUBSCRIPTION_FLOWS else "—"
     assert fields["Subscription"] == expected_subscription
+    if flow == "subscription_update_confirm":
+        assert fields["Change to"] == "price_pro_annual, quantity 1"
+        assert fields["Discount"] == "ANNUAL20"
+    if flow == "subscription_cancel":
+        assert fields["Retention offer"] == "STAY20"
     page.screenshot(path=output / f"portal-{flow}.png", full_page=True)
 
 

@@ -144,6 +144,30 @@ def handler(aws: Any) -> Invoker:
     return cold_started_handler()
 
 
+@pytest.fixture
+def redeploy(env: Callable[..., None], handler: Invoker) -> Callable[..., None]:
+    """Deploy again with these settings: the next request is a cold start that reads them."""
+
+    def apply(**overrides: str | None) -> None:
+        env(**overrides)
+        handler.module.portal.cache_clear()
+
+    return apply
+
+
+def link_customer(client: Any, app_user_id: str, customer_id: str) -> None:
+    """A customers-table row, as the service writes it, for a user who already has a customer."""
+    client.put_item(
+        TableName=TABLE,
+        Item={
+            "app_user_id": {"S": app_user_id},
+            "stripe_customer_id": {"S": customer_id},
+            "livemode": {"BOOL": False},
+            "created_at": {"S": "2026-01-01T00:00:00+00:00"},
+        },
+    )
+
+
 def problem(response: dict[str, Any]) -> dict[str, Any]:
     assert response["headers"]["Content-Type"] == "application/problem+json"
     body: dict[str, Any] = json.loads(response["body"])

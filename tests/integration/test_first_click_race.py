@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from portal_links.portal import PortalLinkRequest, build_portal_service
 from portal_links.settings import load_settings
-from tests.conftest import TABLE
+from tests.conftest import TABLE, link_customer
 
 CONTAINERS = 60
 
@@ -47,14 +47,7 @@ def test_a_row_written_meanwhile_by_another_container_wins(dynamodb, identity, s
     stripe.set_latency("POST", "/v1/customers", 0.5)
 
     def other_container_writes_its_row():
-        dynamodb.put_item(
-            TableName=TABLE,
-            Item={
-                "app_user_id": {"S": "racer"},
-                "stripe_customer_id": {"S": winner},
-                "livemode": {"BOOL": False},
-            },
-        )
+        link_customer(dynamodb, "racer", winner)
 
     threading.Timer(0.2, other_container_writes_its_row).start()
 

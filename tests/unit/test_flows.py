@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.conftest import APP, TABLE, problem, rows
+from tests.conftest import APP, link_customer, problem, rows
 
 CANCEL_MESSAGE = "Your plan ends at the close of this billing period."
 
@@ -66,27 +66,19 @@ def shop(stripe, aws) -> Shop:
     stripe.add_promotion_code("promo_TEAM")
     customer = stripe.add_customer(email="ann@example.com")
     subscription = stripe.add_subscription(customer, [monthly])
-    aws.put_item(
-        TableName=TABLE,
-        Item={
-            "app_user_id": {"S": "user-1"},
-            "stripe_customer_id": {"S": customer},
-            "livemode": {"BOOL": False},
-        },
-    )
+    link_customer(aws, "user-1", customer)
     item = stripe.state.subscriptions[subscription]["items"][0]["id"]
     return Shop(customer, subscription, item, monthly, annual, team, legacy)
 
 
 @pytest.fixture
-def configure(env, handler, tmp_path):
+def configure(redeploy, handler, tmp_path):
     """Deploy with a policy document (a fresh cold start)."""
 
     def apply(document: dict, **settings: str) -> None:
         path = tmp_path / "portal-policy.json"
         path.write_text(json.dumps(document))
-        env(PORTAL_POLICY_FILE=str(path), **settings)
-        handler.module.portal.cache_clear()
+        redeploy(PORTAL_POLICY_FILE=str(path), **settings)
         handler.module.portal()
 
     return apply
@@ -572,9 +564,10 @@ class TestFlowAvailability:
         assert "subscription_cancel" not in problem(response)["enabled_flows"]
         assert_no_session(stripe)
 
-    def test_an_older_pinned_api_version_hides_the_newer_flows(self, env, handler, identity, stripe, shop):
-        env(STRIPE_API_VERSION="2025-03-31.basil")
-        handler.module.portal.cache_clear()
+    def test_an_older_pinned_api_version_hides_the_newer_flows(
+        self, redeploy, handler, identity, stripe, shop
+    ):
+        redeploy(STRIPE_API_VERSION="2025-03-31.basil")
 
         response = handler.request(
             path="/portal/subscription_pause", token=identity.token("user-1"), accept="application/json"
@@ -649,12 +642,11 @@ def test_a_policy_error_fails_the_cold_start_naming_the_key(configure, shop, cha
     assert raised.value.setting == key
 
 
-def test_an_unreadable_policy_file_fails_the_cold_start(env, handler, tmp_path):
+def test_an_unreadable_policy_file_fails_the_cold_start(redeploy, handler, tmp_path):
     from portal_links.errors import ConfigurationError
 
     (tmp_path / "broken.json").write_text("{not json")
-    env(PORTAL_POLICY_FILE=str(tmp_path / "broken.json"))
-    handler.module.portal.cache_clear()
+    redeploy(PORTAL_POLICY_FILE=str(tmp_path / "broken.json"))
 
     with pytest.raises(ConfigurationError, match="PORTAL_POLICY_FILE"):
         handler.module.portal()

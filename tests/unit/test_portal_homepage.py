@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from portal_links.portal import customer_idempotency_key
-from tests.conftest import APP, TABLE, problem, rows
+from tests.conftest import APP, TABLE, link_customer, problem, rows
 
 SECURITY = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
@@ -101,9 +101,10 @@ def test_return_to_in_the_query_string_is_honoured(handler, identity, stripe):
     assert call.params["return_url"] == "http://localhost:5173/x"
 
 
-def test_refuse_policy_answers_no_billing_account_and_creates_nothing(env, handler, identity, stripe, aws):
-    env(MISSING_CUSTOMER="refuse")
-    handler.module.portal.cache_clear()
+def test_refuse_policy_answers_no_billing_account_and_creates_nothing(
+    redeploy, handler, identity, stripe, aws
+):
+    redeploy(MISSING_CUSTOMER="refuse")
 
     response = handler.request(token=identity.token("user-1"), accept="application/json")
 
@@ -113,18 +114,10 @@ def test_refuse_policy_answers_no_billing_account_and_creates_nothing(env, handl
     assert rows(aws) == []
 
 
-def test_refuse_policy_still_serves_users_who_have_a_customer(env, handler, identity, stripe, aws):
+def test_refuse_policy_still_serves_users_who_have_a_customer(redeploy, handler, identity, stripe, aws):
     customer = stripe.add_customer()
-    aws.put_item(
-        TableName=TABLE,
-        Item={
-            "app_user_id": {"S": "user-1"},
-            "stripe_customer_id": {"S": customer},
-            "livemode": {"BOOL": False},
-        },
-    )
-    env(MISSING_CUSTOMER="refuse")
-    handler.module.portal.cache_clear()
+    link_customer(aws, "user-1", customer)
+    redeploy(MISSING_CUSTOMER="refuse")
 
     response = handler.request(token=identity.token("user-1"))
 
@@ -359,9 +352,8 @@ class TestStripeFailures:
         assert response["statusCode"] == 503
         assert problem(response)["code"] == "stripe_unavailable"
 
-    def test_a_slow_stripe_times_out_and_becomes_503(self, env, handler, identity, stripe):
-        env(STRIPE_TIMEOUT_SECONDS="1")
-        handler.module.portal.cache_clear()
+    def test_a_slow_stripe_times_out_and_becomes_503(self, redeploy, handler, identity, stripe):
+        redeploy(STRIPE_TIMEOUT_SECONDS="1")
         stripe.inject_fault("POST", "/v1/billing_portal/sessions", 0, delay=1.5, times=3)
 
         response = handler.request(token=identity.token("user-1"), accept="application/json")
@@ -371,10 +363,7 @@ class TestStripeFailures:
 
     def test_stripe_refusal_is_502_without_stripes_message(self, handler, identity, stripe, aws):
         customer = stripe.add_customer()
-        aws.put_item(
-            TableName=TABLE,
-            Item={"app_user_id": {"S": "user-1"}, "stripe_customer_id": {"S": "cus_deleted"}},
-        )
+        link_customer(aws, "user-1", "cus_deleted")
 
         response = handler.request(token=identity.token("user-1"), accept="application/json")
 
@@ -384,9 +373,8 @@ class TestStripeFailures:
         assert "cus_deleted" not in response["body"]
         assert customer not in response["body"]
 
-    def test_bad_stripe_key_is_not_leaked(self, env, handler, identity, stripe):
-        env(STRIPE_API_KEY="sk_live_wrong")
-        handler.module.portal.cache_clear()
+    def test_bad_stripe_key_is_not_leaked(self, redeploy, handler, identity, stripe):
+        redeploy(STRIPE_API_KEY="sk_live_wrong")
 
         response = handler.request(token=identity.token("user-1"), accept="application/json")
 
@@ -395,9 +383,8 @@ class TestStripeFailures:
 
 
 class TestStoreFailures:
-    def test_dynamodb_failure_is_503_and_nothing_is_created(self, env, handler, identity, stripe):
-        env(CUSTOMERS_TABLE="no-such-table")
-        handler.module.portal.cache_clear()
+    def test_dynamodb_failure_is_503_and_nothing_is_created(self, redeploy, handler, identity, stripe):
+        redeploy(CUSTOMERS_TABLE="no-such-table")
 
         response = handler.request(token=identity.token("user-1"), accept="application/json")
 

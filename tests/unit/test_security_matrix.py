@@ -120,9 +120,8 @@ def test_small_clock_skew_is_tolerated(handler, identity):
 
 class TestCognitoTokens:
     @pytest.fixture
-    def cognito_access(self, env, handler):
-        env(AUTH_TOKEN_USE="access", AUTH_AUDIENCE="client-123")
-        handler.module.portal.cache_clear()
+    def cognito_access(self, redeploy, handler):
+        redeploy(AUTH_TOKEN_USE="access", AUTH_AUDIENCE="client-123")
         return handler
 
     def access_token(self, identity, **claims):
@@ -159,9 +158,8 @@ class TestCognitoTokens:
         assert response["statusCode"] == 401
         assert stripe.state.requests == []
 
-    def test_id_token_mode_checks_audience_and_token_use(self, env, handler, identity):
-        env(AUTH_TOKEN_USE="id")
-        handler.module.portal.cache_clear()
+    def test_id_token_mode_checks_audience_and_token_use(self, redeploy, handler, identity):
+        redeploy(AUTH_TOKEN_USE="id")
 
         good = handler.request(token=identity.token("user-1", token_use="id"))
         access = handler.request(
@@ -204,9 +202,8 @@ class TestSigningKeys:
         finally:
             identity.rotate()
 
-    def test_issuer_down_is_503_not_401(self, env, handler, identity, stripe):
-        env(AUTH_JWKS_URL="http://127.0.0.1:9/jwks.json")
-        handler.module.portal.cache_clear()
+    def test_issuer_down_is_503_not_401(self, redeploy, handler, identity, stripe):
+        redeploy(AUTH_JWKS_URL="http://127.0.0.1:9/jwks.json")
 
         response = handler.request(token=identity.token("user-1"), accept="application/json")
 

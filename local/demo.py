@@ -31,11 +31,16 @@ def seed_demo(emulator: StripeEmulator, dynamodb: Any, table: str) -> None:
         email="dana@example.com", name="Dana Demo", metadata={"app_user_id": SUBSCRIBER}
     )
     emulator.add_subscription(customer, ["price_pro_monthly"])
+    link_customer(dynamodb, table, SUBSCRIBER, customer)
+
+
+def link_customer(dynamodb: Any, table: str, app_user_id: str, customer_id: str) -> None:
+    """A customers-table row, as the service writes it, for a user who already has a customer."""
     dynamodb.put_item(
         TableName=table,
         Item={
-            "app_user_id": {"S": SUBSCRIBER},
-            "stripe_customer_id": {"S": customer},
+            "app_user_id": {"S": app_user_id},
+            "stripe_customer_id": {"S": customer_id},
             "livemode": {"BOOL": False},
             "created_at": {"S": "2026-01-01T00:00:00+00:00"},
         },

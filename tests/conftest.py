@@ -11,6 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from local import demo
 from local.apigw import LocalContext, http_api_event
 from local.identity_provider import IdentityProvider
 from local.stripe_emulator import StripeEmulator
@@ -156,16 +157,7 @@ def redeploy(env: Callable[..., None], handler: Invoker) -> Callable[..., None]:
 
 
 def link_customer(client: Any, app_user_id: str, customer_id: str) -> None:
-    """A customers-table row, as the service writes it, for a user who already has a customer."""
-    client.put_item(
-        TableName=TABLE,
-        Item={
-            "app_user_id": {"S": app_user_id},
-            "stripe_customer_id": {"S": customer_id},
-            "livemode": {"BOOL": False},
-            "created_at": {"S": "2026-01-01T00:00:00+00:00"},
-        },
-    )
+    demo.link_customer(client, TABLE, app_user_id, customer_id)
 
 
 def problem(response: dict[str, Any]) -> dict[str, Any]:

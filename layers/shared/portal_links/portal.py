@@ -23,6 +23,7 @@ from portal_links.flows import (
     FLOWS,
     HOMEPAGE_PARAMETERS,
     Flow,
+    PlanChange,
     available_on,
     build_flow_data,
     checked_subscription_id,
@@ -55,6 +56,14 @@ class PortalLinkRequest:
     quantity: str | None = None
 
 
+@dataclass(frozen=True)
+class _Vetted:
+    return_url: str
+    locale: str
+    subscription_id: str | None
+    change: PlanChange | None
+
+
 class PortalService:
     def __init__(
         self,
@@ -84,42 +93,51 @@ class PortalService:
     def create_link(self, request: PortalLinkRequest) -> str:
         user = self._authenticator.authenticate(request.token)
         flow = self._flow(request.flow) if request.flow else None
-        flow_policy = self._policy.flows[flow.name] if flow else None
-        # Everything the client sent is vetted before anything is read or written.
-        return_url = self.return_urls.resolve(request.return_to)
-        locale = negotiate_locale(request.locale, request.accept_language, self._policy.default_locale)
-        subscription_id = checked_subscription_id(request.subscription)
-        change = None
-        if flow is not None and flow.name == "subscription_update_confirm":
-            assert flow_policy is not None
-            change = parse_plan_change(flow_policy, request.price, request.quantity)
-
+        vetted = self._vet(request, flow)
         if flow is not None and flow.needs_subscription:
             customer = self._existing_customer(user)
-            subscription = self._subscription_for(flow, customer, subscription_id)
+            subscription = self._subscription_for(flow, customer, vetted.subscription_id)
         else:
             customer, subscription = self.customer_for(user), None
+        url = self._stripe.create_portal_session(self._session_params(customer, flow, subscription, vetted))
+        metrics.add_metric(name="PortalSessionsCreated", unit=MetricUnit.Count, value=1)
+        flow_name = flow.name if flow else "homepage"
+        logger.info(
+            "portal session created",
+            extra={"stripe_customer_id": customer.stripe_customer_id, "flow": flow_name},
+        )
+        return url
 
-        params: SessionCreateParams = {"customer": customer.stripe_customer_id, "return_url": return_url}
+    def _vet(self, request: PortalLinkRequest, flow: Flow | None) -> _Vetted:
+        """Everything the client sent, checked before anything is read or written."""
+        change = None
+        if flow is not None and flow.name == "subscription_update_confirm":
+            change = parse_plan_change(self._policy.flows[flow.name], request.price, request.quantity)
+        return _Vetted(
+            return_url=self.return_urls.resolve(request.return_to),
+            locale=negotiate_locale(request.locale, request.accept_language, self._policy.default_locale),
+            subscription_id=checked_subscription_id(request.subscription),
+            change=change,
+        )
+
+    def _session_params(
+        self, customer: CustomerLink, flow: Flow | None, subscription: Subscription | None, vetted: _Vetted
+    ) -> SessionCreateParams:
+        flow_policy = self._policy.flows[flow.name] if flow else None
+        params: SessionCreateParams = {
+            "customer": customer.stripe_customer_id,
+            "return_url": vetted.return_url,
+        }
         configuration = flow_policy.configuration if flow_policy else self._policy.homepage_configuration
         if configuration:
             params["configuration"] = configuration
         if self._policy.on_behalf_of:
             params["on_behalf_of"] = self._policy.on_behalf_of
-        if locale != "auto":
-            params["locale"] = locale
+        if vetted.locale != "auto":
+            params["locale"] = vetted.locale
         if flow is not None and flow_policy is not None:
-            params["flow_data"] = build_flow_data(flow, flow_policy, subscription, change)
-        url = self._stripe.create_portal_session(params)
-        metrics.add_metric(name="PortalSessionsCreated", unit=MetricUnit.Count, value=1)
-        logger.info(
-            "portal session created",
-            extra={
-                "stripe_customer_id": customer.stripe_customer_id,
-                "flow": flow.name if flow else "homepage",
-            },
-        )
-        return url
+            params["flow_data"] = build_flow_data(flow, flow_policy, subscription, vetted.change)
+        return params
 
     def _flow(self, name: str) -> Flow:
         flow = FLOWS.get(name)

@@ -342,15 +342,18 @@ class TestStripeFailures:
         assert response["statusCode"] == 303
         assert len(stripe.requests_to("POST", "/v1/billing_portal/sessions")) == 2
 
-    def test_rate_limit_becomes_503(self, handler, identity, stripe):
+    @pytest.mark.parametrize(("should_retry", "attempts"), [(True, 3), (None, 1)])
+    def test_rate_limit_becomes_503(self, handler, identity, stripe, should_retry, attempts):
         stripe.inject_fault(
-            "POST", "/v1/billing_portal/sessions", 429, times=3, error_type="rate_limit_error"
+            "POST", "/v1/customers", 429, times=3, error_type="rate_limit_error", should_retry=should_retry
         )
 
         response = handler.request(token=identity.token("user-1"), accept="application/json")
 
         assert response["statusCode"] == 503
         assert problem(response)["code"] == "stripe_unavailable"
+        # retried as often as Stripe allows (Stripe-Should-Retry), then given up
+        assert len(stripe.requests_to("POST", "/v1/customers")) == attempts
 
     def test_a_slow_stripe_times_out_and_becomes_503(self, redeploy, handler, identity, stripe):
         redeploy(STRIPE_TIMEOUT_SECONDS="1")

@@ -25,8 +25,7 @@ app = APIGatewayHttpResolver()
 @cache
 def portal() -> tuple[PortalService, PortalHttp]:
     settings = load_settings()
-    service = build_portal_service(settings)
-    return service, PortalHttp(settings, service.return_urls)
+    return build_portal_service(settings), PortalHttp(settings)
 
 
 @app.route("/portal", method=["GET", "POST"])

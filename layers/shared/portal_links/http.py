@@ -34,7 +34,7 @@ from portal_links.errors import (
     UnknownParameter,
 )
 from portal_links.portal import PortalLinkRequest
-from portal_links.redirects import ReturnUrls, with_query
+from portal_links.redirects import with_query
 from portal_links.settings import Settings
 
 MAX_BODY_BYTES = 16 * 1024
@@ -73,9 +73,9 @@ class Credential:
 
 
 class PortalHttp:
-    def __init__(self, settings: Settings, return_urls: ReturnUrls) -> None:
+    def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._return_urls = return_urls
+        self._return_urls = settings.return_urls()
 
     def read_request(
         self, event: APIGatewayProxyEventV2, flow: str | None, allowed: frozenset[str]

@@ -77,7 +77,7 @@ class PortalService:
         self._authenticator = authenticator
         self._customers = customers
         self._stripe = stripe
-        self.return_urls = settings.return_urls()
+        self._return_urls = settings.return_urls()
         for name in self._policy.enabled_flows():
             if not available_on(FLOWS[name], settings.stripe.api_version):
                 raise ConfigurationError(
@@ -114,7 +114,7 @@ class PortalService:
         if flow is not None and flow.name == "subscription_update_confirm":
             change = parse_plan_change(self._policy.flows[flow.name], request.price, request.quantity)
         return _Vetted(
-            return_url=self.return_urls.resolve(request.return_to),
+            return_url=self._return_urls.resolve(request.return_to),
             locale=negotiate_locale(request.locale, request.accept_language, self._policy.default_locale),
             subscription_id=checked_subscription_id(request.subscription),
             change=change,

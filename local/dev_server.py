@@ -17,8 +17,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,18 +24,11 @@ import jwt
 
 from local.apigw import LocalContext, http_api_event
 from local.demo_page import app_page, demo_page, sign_in_page
-from local.server import LocalServer
+from local.server import LocalServer, Reply, handler_for
 from local.stack import LocalStack, local_stack
 
 USER_ID_LIMIT = 64
 SESSION_SECONDS = 3600
-
-
-@dataclass
-class Reply:
-    status: int
-    body: bytes = b""
-    headers: list[tuple[str, str]] = field(default_factory=list)
 
 
 class DevApp:
@@ -176,43 +167,23 @@ def describe(method: str, path: str, reply: Reply, origin: str, millis: float) -
 def serve(port: int) -> None:
     origin = f"http://127.0.0.1:{port}"
     try:
-        server = LocalServer(("127.0.0.1", port), BaseHTTPRequestHandler)
+        server = LocalServer(("127.0.0.1", port), handler_for(lambda *_: Reply(503)))
     except OSError as exc:
         sys.exit(f"make dev: cannot listen on 127.0.0.1:{port} ({exc.strerror}); set PORT=<another port>")
     with local_stack(origin, serve_identity=False) as stack:
         app = DevApp(stack)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        def respond(method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+            started = time.perf_counter()
+            try:
+                reply = app.handle(method, path, headers, body)
+            except Exception as exc:
+                reply = Reply(500, f"dev server error: {type(exc).__name__}\n".encode())
+            millis = (time.perf_counter() - started) * 1000
+            print(describe(method, path, reply, origin, millis), flush=True)
+            return reply
 
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-            def do_GET(self) -> None:
-                self.respond("GET")
-
-            def do_POST(self) -> None:
-                self.respond("POST")
-
-            def respond(self, method: str) -> None:
-                started = time.perf_counter()
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                headers = {name.lower(): value for name, value in self.headers.items()}
-                try:
-                    reply = app.handle(method, self.path, headers, body)
-                except Exception as exc:
-                    reply = Reply(500, f"dev server error: {type(exc).__name__}\n".encode())
-                self.send_response(reply.status)
-                for name, value in reply.headers:
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(reply.body)))
-                self.end_headers()
-                self.wfile.write(reply.body)
-                millis = (time.perf_counter() - started) * 1000
-                print(describe(method, self.path, reply, origin, millis), flush=True)
-
-        server.RequestHandlerClass = Handler
+        server.RequestHandlerClass = handler_for(respond)
         print(
             "Portal Links dev server\n"
             f"  demo app        {origin}/\n"

@@ -7,11 +7,9 @@ them exactly as it verifies production tokens, through discovery and the JWKS.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, cast
 
@@ -20,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from local.server import LocalServer
+from local.server import LocalServer, Reply, serve_in_background
 
 DEV_AUDIENCE = "portal-links-dev"
 # `make dev`'s issuer and the one the committed events/ tokens name.
@@ -42,7 +40,7 @@ class IdentityProvider:
         self.issuer = issuer
         self.url = ""
         self.jwks_fetches = 0
-        self._server: ThreadingHTTPServer | None = None
+        self._server: LocalServer | None = None
 
     def jwks(self) -> dict[str, Any]:
         rsa_jwk = json.loads(RSAAlgorithm.to_jwk(self.rsa_key.public_key()))
@@ -91,32 +89,19 @@ class IdentityProvider:
         return None
 
     def serve(self, port: int = 0) -> str:
-        provider = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-            def do_GET(self) -> None:
-                document = provider.document(self.path)
-                data = json.dumps(document or {"error": "not_found"}).encode()
-                self.send_response(200 if document is not None else 404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self._server = LocalServer(("127.0.0.1", port), Handler)
-        self._server.daemon_threads = True
+        self._server = serve_in_background(self._respond, "identity-provider", port)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self.issuer = self.issuer or self.url
-        threading.Thread(target=self._server.serve_forever, name="identity-provider", daemon=True).start()
         return self.issuer
+
+    def _respond(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+        document = self.document(path) if method == "GET" else None
+        payload = json.dumps(document or {"error": "not_found"}).encode()
+        return Reply(200 if document is not None else 404, payload, [("Content-Type", "application/json")])
 
     def shutdown(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
 
     @contextmanager

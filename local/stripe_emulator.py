@@ -21,11 +21,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from local.server import LocalServer
+from local.server import LocalServer, Reply, serve_in_background
 
 # The 47 locale values of the portal session (shared/reference/003).
 LOCALES = frozenset(
@@ -222,8 +221,7 @@ class StripeEmulator:
         self.lock = threading.RLock()
         self.state = EmulatorState()
         self.public_url = public_url
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._server: LocalServer | None = None
 
     def reset(self) -> None:
         with self.lock:
@@ -737,67 +735,25 @@ class StripeEmulator:
             self.shutdown()
 
     def serve(self, port: int = 0) -> str:
-        emulator = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-            def do_GET(self) -> None:
-                self._dispatch("GET")
-
-            def do_POST(self) -> None:
-                self._dispatch("POST")
-
-            def _dispatch(self, method: str) -> None:
-                parts = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length).decode() if length else ""
-                if method == "GET" and parts.path.startswith("/p/session/"):
-                    self._send_html(emulator.portal_page(parts.path))
-                    return
-                pairs = parse_qsl(parts.query, keep_blank_values=True) + parse_qsl(
-                    body, keep_blank_values=True
-                )
-                headers = {key.lower(): value for key, value in self.headers.items()}
-                status, payload, extra = emulator.handle(method, parts.path, pairs, headers)
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("Request-Id", new_id("req"))
-                for key, value in extra.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                try:
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    return  # the client gave up (a timeout test); Stripe would not notice either
-
-            def _send_html(self, page: tuple[int, str]) -> None:
-                status, text = page
-                data = text.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        server = LocalServer(("127.0.0.1", port), Handler)
-        server.daemon_threads = True
-        self._server = server
-        actual = f"http://127.0.0.1:{server.server_address[1]}"
+        self._server = serve_in_background(self._respond, "stripe-emulator", port)
+        actual = f"http://127.0.0.1:{self._server.server_address[1]}"
         self.public_url = self.public_url or actual
-        self._thread = threading.Thread(target=server.serve_forever, name="stripe-emulator", daemon=True)
-        self._thread.start()
         return actual
+
+    def _respond(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Reply:
+        parts = urlsplit(raw_path)
+        if method == "GET" and parts.path.startswith("/p/session/"):
+            status, page = self.portal_page(parts.path)
+            return Reply(status, page.encode(), [("Content-Type", "text/html; charset=utf-8")])
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        pairs += parse_qsl(body.decode(errors="replace"), keep_blank_values=True)
+        status, payload, extra = self.handle(method, parts.path, pairs, headers)
+        reply_headers = [("Content-Type", "application/json"), ("Request-Id", new_id("req")), *extra.items()]
+        return Reply(status, json.dumps(payload).encode(), reply_headers)
 
     def shutdown(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
             self._server = None
 
     @property

@@ -1,4 +1,4 @@
-"""The DynamoDB mapping from app user to Stripe customer: get, create-if-absent, delete."""
+"""The DynamoDB mapping from app user to Stripe customer: get and create-if-absent."""
 
 from __future__ import annotations
 
@@ -66,12 +66,6 @@ class CustomerTable:
         except BotoCoreError as exc:
             raise StoreUnavailable(f"customers table write failed: {_reason(exc)}") from exc
         return link
-
-    def delete(self, app_user_id: str) -> None:
-        try:
-            self._client.delete_item(TableName=self._table, Key={"app_user_id": {"S": app_user_id}})
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreUnavailable(f"customers table delete failed: {_reason(exc)}") from exc
 
 
 def _link_from(item: dict[str, AttributeValueTypeDef]) -> CustomerLink:

@@ -5,28 +5,40 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from portal_links.portal import PortalLinkRequest, build_portal_service
-from portal_links.settings import load_settings
+from local.apigw import http_api_event
+from portal_links.composition import compose_portal
 from tests.conftest import TABLE, link_customer
 
 CONTAINERS = 60
 
 
+def container():
+    """One Lambda container's pipeline, with its own clients; a click returns the portal URL it answers."""
+    service, http = compose_portal()
+
+    def click(token: str) -> str:
+        event = http_api_event("POST", "/portal", headers={"authorization": f"Bearer {token}"})
+        response = http.answer(event, None, None, service.create_link, "")
+        assert response.status_code == 303, response.headers
+        return str(response.headers["Location"])
+
+    return click
+
+
 def test_sixty_concurrent_first_clicks_create_one_customer(dynamodb, identity, stripe):
     # Given 60 Lambda containers, each with its own clients, and a Stripe that takes a moment per customer
-    settings = load_settings()
-    services = [build_portal_service(settings) for _ in range(CONTAINERS)]
+    containers = [container() for _ in range(CONTAINERS)]
     stripe.set_latency("POST", "/v1/customers", 0.3)
     token = identity.token("racer", email="racer@example.com")
     start = threading.Barrier(CONTAINERS)
 
-    def first_click(service):
+    def first_click(click):
         start.wait()
-        return service.create_link(PortalLinkRequest(token=token))
+        return click(token)
 
     # When the same user's first click reaches all of them at once
     with ThreadPoolExecutor(max_workers=CONTAINERS) as pool:
-        urls = list(pool.map(first_click, services))
+        urls = list(pool.map(first_click, containers))
 
     # Then every click got a portal session, all for the one customer that exists
     assert len(urls) == CONTAINERS
@@ -44,7 +56,7 @@ def test_sixty_concurrent_first_clicks_create_one_customer(dynamodb, identity, s
 
 def test_a_row_written_meanwhile_by_another_container_wins(dynamodb, identity, stripe):
     # Given a container creating the customer while another container's row lands first
-    service = build_portal_service(load_settings())
+    click = container()
     winner = stripe.add_customer(email="first@example.com")
     stripe.set_latency("POST", "/v1/customers", 0.5)
 
@@ -54,7 +66,7 @@ def test_a_row_written_meanwhile_by_another_container_wins(dynamodb, identity, s
     threading.Timer(0.2, other_container_writes_its_row).start()
 
     # When the slower container finishes
-    service.create_link(PortalLinkRequest(token=identity.token("racer")))
+    click(identity.token("racer"))
 
     # Then the stored link is kept and the session is for the winner's customer
     items = dynamodb.scan(TableName=TABLE)["Items"]

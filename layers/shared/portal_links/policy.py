@@ -2,30 +2,23 @@
 
 Read from a JSON document (PORTAL_POLICY_FILE) at cold start. Every key is checked; an unknown key or a
 bad value fails the cold start with a ConfigurationError naming the key, e.g.
-`policy.flows.subscription_cancel.after_completion.custom_message`.
+`policy.flows.<flow>.after_completion.custom_message`. Which flows exist, which keys each takes and from
+which API version comes from the flow table (flows.FLOWS), handed in by the caller.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, cast
 
 from portal_links.errors import ConfigurationError
 from portal_links.locales import STRIPE_LOCALES
 
 AfterCompletionType = Literal["redirect", "hosted_confirmation", "portal_homepage"]
-FLOW_NAMES = (
-    "payment_method_update",
-    "subscription_cancel",
-    "subscription_update",
-    "subscription_update_confirm",
-    "customer_update",
-    "subscription_pause",
-)
 MAX_CUSTOM_MESSAGE = 500
 STRIPE_ID = re.compile(r"^[A-Za-z0-9_\-]{1,255}$")
 
@@ -49,57 +42,67 @@ class FlowPolicy:
     configuration: str | None = None
     after_completion: AfterCompletion | None = None
     retention_coupon: str | None = None
-    # subscription_update_confirm: allow-listed target price → the discount the server attaches, if any
+    # a plan change: allow-listed target price → the discount the server attaches, if any
     prices: dict[str, Discount | None] = field(default_factory=dict)
     min_quantity: int = 1
     max_quantity: int = 1
 
 
-DEFAULT_FLOWS = {
-    "payment_method_update": FlowPolicy(enabled=True),
-    "subscription_cancel": FlowPolicy(enabled=True),
-    "subscription_update": FlowPolicy(enabled=True),
-    "subscription_update_confirm": FlowPolicy(enabled=False),
-    "customer_update": FlowPolicy(enabled=False),
-    "subscription_pause": FlowPolicy(enabled=False),
-}
+class FlowSpec(Protocol):
+    """What the policy reader needs to know of a flow table entry."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def policy_keys(self) -> frozenset[str]: ...
+    @property
+    def required_policy_keys(self) -> frozenset[str]: ...
+    @property
+    def enabled_by_default(self) -> bool: ...
+    @property
+    def since_api_version(self) -> str | None: ...
+    def available_on(self, api_version: str) -> bool: ...
 
 
 @dataclass(frozen=True)
 class PortalPolicy:
-    flows: dict[str, FlowPolicy] = field(default_factory=lambda: dict(DEFAULT_FLOWS))
+    flows: dict[str, FlowPolicy] = field(default_factory=dict)  # every flow of the table, in its order
     homepage_configuration: str | None = None
     on_behalf_of: str | None = None
     default_locale: str = "auto"
 
     def enabled_flows(self) -> list[str]:
-        return [name for name in FLOW_NAMES if self.flows[name].enabled]
+        return [name for name, flow in self.flows.items() if flow.enabled]
 
 
-def load_policy(path: str | None, url_allowed: Callable[[str], bool]) -> PortalPolicy:
+def load_policy(
+    path: str | None, url_allowed: Callable[[str], bool], flows: Iterable[FlowSpec], api_version: str
+) -> PortalPolicy:
     """The policy in `path` (defaults when None); `url_allowed` vets redirect targets."""
-    if path is None:
-        return PortalPolicy()
-    try:
-        document = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise ConfigurationError("PORTAL_POLICY_FILE", f"cannot read {path}: {exc.strerror}") from None
-    except ValueError as exc:
-        raise ConfigurationError("PORTAL_POLICY_FILE", f"{path} is not valid JSON: {exc}") from None
-    return _Reader(url_allowed).policy(document)
+    document: Any = {}
+    if path is not None:
+        try:
+            document = json.loads(Path(path).read_text())
+        except OSError as exc:
+            raise ConfigurationError("PORTAL_POLICY_FILE", f"cannot read {path}: {exc.strerror}") from None
+        except ValueError as exc:
+            raise ConfigurationError("PORTAL_POLICY_FILE", f"{path} is not valid JSON: {exc}") from None
+    return _Reader(url_allowed, {flow.name: flow for flow in flows}, api_version).policy(document)
 
 
 class _Reader:
-    def __init__(self, url_allowed: Callable[[str], bool]) -> None:
+    def __init__(
+        self, url_allowed: Callable[[str], bool], table: dict[str, FlowSpec], api_version: str
+    ) -> None:
         self._url_allowed = url_allowed
+        self._table = table
+        self._api_version = api_version
 
     def policy(self, document: Any) -> PortalPolicy:
         root = _object(document, "policy", {"flows", "homepage", "on_behalf_of", "default_locale"})
         homepage = _object(root.get("homepage", {}), "policy.homepage", {"configuration"})
-        flows_doc = _object(root.get("flows", {}), "policy.flows", set(FLOW_NAMES))
-        flows = dict(DEFAULT_FLOWS)
-        for name, value in flows_doc.items():
-            flows[name] = self.flow(name, value)
+        flows_doc = _object(root.get("flows", {}), "policy.flows", set(self._table))
+        flows = {name: self.flow(spec, flows_doc.get(name)) for name, spec in self._table.items()}
         locale = root.get("default_locale", "auto")
         if locale not in STRIPE_LOCALES:
             raise ConfigurationError("policy.default_locale", "must be one of Stripe's portal locales")
@@ -111,20 +114,23 @@ class _Reader:
             default_locale=locale,
         )
 
-    def flow(self, name: str, value: Any) -> FlowPolicy:
-        where = f"policy.flows.{name}"
-        allowed = {"enabled", "configuration", "after_completion"}
-        if name == "subscription_cancel":
-            allowed.add("retention_coupon")
-        if name == "subscription_update_confirm":
-            allowed |= {"prices", "quantity"}
-        flow = _object(value, where, allowed)
+    def flow(self, spec: FlowSpec, value: Any) -> FlowPolicy:
+        where = f"policy.flows.{spec.name}"
+        if value is None:
+            value = {"enabled": spec.enabled_by_default}
+        flow = _object(value, where, {"enabled", "configuration", "after_completion"} | spec.policy_keys)
         enabled = flow.get("enabled", True)
         if not isinstance(enabled, bool):
             raise ConfigurationError(f"{where}.enabled", "must be true or false")
-        prices, low, high = self.prices(flow, where) if name == "subscription_update_confirm" else ({}, 1, 1)
-        if name == "subscription_update_confirm" and enabled and not prices:
-            raise ConfigurationError(f"{where}.prices", "list at least one allowed target price")
+        if enabled and not spec.available_on(self._api_version):
+            raise ConfigurationError(
+                f"{where}.enabled",
+                f"needs STRIPE_API_VERSION {spec.since_api_version} or later (pinned: {self._api_version})",
+            )
+        for key in sorted(spec.required_policy_keys):
+            if enabled and not flow.get(key):
+                raise ConfigurationError(f"{where}.{key}", "is required when the flow is enabled")
+        prices, low, high = self.prices(flow, where)
         return FlowPolicy(
             enabled=enabled,
             configuration=_optional_id(flow, "configuration", where, prefix="bpc_"),
@@ -165,6 +171,7 @@ class _Reader:
         )
 
     def prices(self, flow: dict[str, Any], where: str) -> tuple[dict[str, Discount | None], int, int]:
+        """A plan change allow-list: target price → the discount the server attaches; quantity bounds."""
         prices_doc = _object(flow.get("prices", {}), f"{where}.prices", None)
         prices: dict[str, Discount | None] = {}
         for price, discount_doc in prices_doc.items():

@@ -1,35 +1,31 @@
-"""The portal service: app user → Stripe customer → portal session URL; the one place steps are ordered."""
+"""The portal pipeline: app user → Stripe customer → portal session URL; the one place steps are ordered.
+
+authenticate → resolve the flow → check parameters → vet values → customer → subscription → session.
+A caller without valid credentials learns nothing else, whatever else is wrong with the request.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from portal_links.customers import CustomerLink, CustomerTable, new_link
+from portal_links.deadline import Deadline
 from portal_links.errors import (
-    ConfigurationError,
     NoBillingAccount,
     NoSubscription,
     SubscriptionAmbiguous,
     SubscriptionNotFound,
     UnknownFlow,
+    UnknownParameter,
 )
-from portal_links.flows import (
-    FLOWS,
-    HOMEPAGE_PARAMETERS,
-    Flow,
-    PlanChange,
-    available_on,
-    build_flow_data,
-    checked_subscription_id,
-    parse_plan_change,
-)
-from portal_links.identity import AppUser, Authenticator, SigningKeys
+from portal_links.flows import COMMON_PARAMETERS, FLOWS, Flow, PlanChange, checked_subscription_id
+from portal_links.identity import AppUser, Authenticator
 from portal_links.locales import negotiate_locale
 from portal_links.settings import MissingCustomerPolicy, Settings
 from portal_links.stripe_gateway import StripeGateway, Subscription
@@ -42,18 +38,18 @@ logger = Logger(child=True)
 metrics = Metrics()
 
 
-@dataclass(frozen=True)
-class PortalLinkRequest:
-    """What the HTTP layer hands the service: the credential and the parameters the client may choose."""
+class PortalRequest(Protocol):
+    """What the HTTP edge hands the pipeline. Each part is read when the pipeline gets to it."""
 
-    token: str | None
-    flow: str | None = None  # None: the portal homepage
-    return_to: str | None = None
-    locale: str | None = None
-    accept_language: str | None = None
-    subscription: str | None = None
-    price: str | None = None
-    quantity: str | None = None
+    @property
+    def flow_name(self) -> str | None: ...  # None: the portal homepage
+    @property
+    def accept_language(self) -> str | None: ...
+    @property
+    def time_left_seconds(self) -> float | None: ...
+    def token(self) -> str | None: ...
+    def check_origin(self) -> None: ...  # refuses a cookie-carried request from another site
+    def parameters(self) -> Mapping[str, str]: ...  # refuses a body or query that cannot be read
 
 
 @dataclass(frozen=True)
@@ -71,29 +67,23 @@ class PortalService:
         authenticator: Authenticator,
         customers: CustomerTable,
         stripe: StripeGateway,
+        deadline: Deadline,
     ) -> None:
         self._settings = settings
         self._policy = settings.policy
         self._authenticator = authenticator
         self._customers = customers
         self._stripe = stripe
+        self._deadline = deadline
         self._return_urls = settings.return_urls()
-        for name in self._policy.enabled_flows():
-            if not available_on(FLOWS[name], settings.stripe.api_version):
-                raise ConfigurationError(
-                    f"policy.flows.{name}.enabled",
-                    f"needs STRIPE_API_VERSION {FLOWS[name].since_api_version} or later "
-                    f"(pinned: {settings.stripe.api_version})",
-                )
 
-    def parameters_for(self, flow_name: str | None) -> frozenset[str]:
-        """What the client may send to this endpoint; an unknown or disabled flow is refused here."""
-        return HOMEPAGE_PARAMETERS if flow_name is None else self._flow(flow_name).parameters
-
-    def create_link(self, request: PortalLinkRequest) -> str:
-        user = self._authenticator.authenticate(request.token)
-        flow = self._flow(request.flow) if request.flow else None
-        vetted = self._vet(request, flow)
+    def create_link(self, request: PortalRequest) -> str:
+        self._deadline.start(request.time_left_seconds)
+        user = self._authenticator.authenticate(request.token())
+        request.check_origin()
+        flow = self._flow(request.flow_name)
+        params = self._checked_parameters(request.parameters(), flow)
+        vetted = self._vet(params, request.accept_language, flow)
         if flow is not None and flow.needs_subscription:
             customer = self._existing_customer(user)
             subscription = self._subscription_for(flow, customer, vetted.subscription_id)
@@ -101,23 +91,42 @@ class PortalService:
             customer, subscription = self.customer_for(user), None
         url = self._stripe.create_portal_session(self._session_params(customer, flow, subscription, vetted))
         metrics.add_metric(name="PortalSessionsCreated", unit=MetricUnit.Count, value=1)
-        flow_name = flow.name if flow else "homepage"
         logger.info(
             "portal session created",
-            extra={"stripe_customer_id": customer.stripe_customer_id, "flow": flow_name},
+            extra={
+                "stripe_customer_id": customer.stripe_customer_id,
+                "flow": flow.name if flow else "homepage",
+            },
         )
         return url
 
-    def _vet(self, request: PortalLinkRequest, flow: Flow | None) -> _Vetted:
+    def _flow(self, name: str | None) -> Flow | None:
+        if name is None:
+            return None
+        flow = FLOWS.get(name)
+        enabled = self._policy.enabled_flows()
+        if flow is None or name not in enabled:
+            raise UnknownFlow(
+                f"there is no portal flow {name[:64]!r} here; enabled flows: {', '.join(enabled) or 'none'}",
+                extra={"enabled_flows": enabled},
+            )
+        return flow
+
+    @staticmethod
+    def _checked_parameters(params: Mapping[str, str], flow: Flow | None) -> Mapping[str, str]:
+        allowed = flow.parameters if flow is not None else COMMON_PARAMETERS
+        for name in params:
+            if name not in allowed:
+                raise UnknownParameter(f"{name[:64]!r} is not a parameter of this endpoint", param=name[:64])
+        return params
+
+    def _vet(self, params: Mapping[str, str], accept_language: str | None, flow: Flow | None) -> _Vetted:
         """Everything the client sent, checked before anything is read or written."""
-        change = None
-        if flow is not None and flow.name == "subscription_update_confirm":
-            change = parse_plan_change(self._policy.flows[flow.name], request.price, request.quantity)
         return _Vetted(
-            return_url=self._return_urls.resolve(request.return_to),
-            locale=negotiate_locale(request.locale, request.accept_language, self._policy.default_locale),
-            subscription_id=checked_subscription_id(request.subscription),
-            change=change,
+            return_url=self._return_urls.resolve(params.get("return_to")),
+            locale=negotiate_locale(params.get("locale"), accept_language, self._policy.default_locale),
+            subscription_id=checked_subscription_id(params.get("subscription")),
+            change=flow.vetted(self._policy.flows[flow.name], params) if flow is not None else None,
         )
 
     def _session_params(
@@ -136,18 +145,8 @@ class PortalService:
         if vetted.locale != "auto":
             params["locale"] = vetted.locale
         if flow is not None and flow_policy is not None:
-            params["flow_data"] = build_flow_data(flow, flow_policy, subscription, vetted.change)
+            params["flow_data"] = flow.flow_data(flow_policy, subscription, vetted.change)
         return params
-
-    def _flow(self, name: str) -> Flow:
-        flow = FLOWS.get(name)
-        enabled = self._policy.enabled_flows()
-        if flow is None or name not in enabled:
-            raise UnknownFlow(
-                f"there is no portal flow {name!r} here; enabled flows: {', '.join(enabled) or 'none'}",
-                extra={"enabled_flows": enabled},
-            )
-        return flow
 
     def _existing_customer(self, user: AppUser) -> CustomerLink:
         # A user without a customer has no subscription either; nothing is created for them.
@@ -157,16 +156,20 @@ class PortalService:
         return link
 
     def _subscription_for(self, flow: Flow, customer: CustomerLink, requested: str | None) -> Subscription:
+        assert flow.eligibility is not None  # only flows about a subscription come here
         if requested is not None:
             found = self._stripe.subscription(requested)
             if found is None or found.customer != customer.stripe_customer_id:
                 raise SubscriptionNotFound(
                     "there is no such subscription for this account", param="subscription"
                 )
-            if not flow.suits(found):
-                raise flow.refusal(f"the subscription cannot go through {flow.name} in its current state")
+            if not flow.eligibility.suits(found):
+                raise flow.eligibility.refusal(
+                    f"the subscription cannot go through {flow.name} in its current state"
+                )
             return found
-        candidates = [s for s in self._stripe.subscriptions_of(customer.stripe_customer_id) if flow.suits(s)]
+        subscriptions = self._stripe.subscriptions_of(customer.stripe_customer_id)
+        candidates = [s for s in subscriptions if flow.eligibility.suits(s)]
         if not candidates:
             raise NoSubscription(f"there is no subscription that {flow.name} applies to")
         if len(candidates) > 1:
@@ -209,35 +212,3 @@ class PortalService:
 def customer_idempotency_key(app_user_id: str) -> str:
     digest = hashlib.sha256(app_user_id.encode()).hexdigest()
     return f"portal-links-customer-{digest}"
-
-
-def build_portal_service(settings: Settings) -> PortalService:
-    """Everything a container reuses across invocations: clients, the JWKS cache, settings."""
-    import boto3
-    from botocore.config import Config
-
-    dynamodb = boto3.client(
-        "dynamodb",
-        config=Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 3}),
-    )
-    return PortalService(
-        settings,
-        Authenticator(settings.auth, SigningKeys(settings.auth)),
-        CustomerTable(dynamodb, settings.customers_table),
-        StripeGateway(settings.stripe, _stripe_api_key(settings)),
-    )
-
-
-def _stripe_api_key(settings: Settings) -> Callable[[], str]:
-    local_key = settings.stripe.api_key
-    if local_key is not None:
-        return lambda: local_key
-    secret_arn = settings.stripe.secret_arn
-    assert secret_arn is not None  # settings guarantee exactly one of the two
-
-    def from_secrets_manager() -> str:
-        from aws_lambda_powertools.utilities import parameters
-
-        return parameters.get_secret(secret_arn, max_age=300).strip()
-
-    return from_secrets_manager

@@ -14,6 +14,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from portal_links.errors import ConfigurationError
+from portal_links.flows import FLOWS
 from portal_links.policy import PortalPolicy, load_policy
 from portal_links.redirects import LOCAL_HOSTS, ReturnUrls, origin_of
 
@@ -52,6 +53,7 @@ class StripeSettings:
     api_version: str
     timeout_seconds: float
     max_network_retries: int
+    key_max_age_seconds: int
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class Settings:
     sign_in_url: str
     missing_customer: MissingCustomerPolicy
     policy: PortalPolicy
+    request_deadline_seconds: float
 
     def return_urls(self) -> ReturnUrls:
         return ReturnUrls(self.allowed_origins, self.allow_insecure_localhost, self.default_return_url)
@@ -88,7 +91,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
     url_allowed = ReturnUrls(allowed_origins, allow_insecure_localhost, default_return_url).is_allowed
     stripe = _stripe_settings(env, allow_insecure_localhost)
-    policy = load_policy(env.optional("PORTAL_POLICY_FILE"), url_allowed)
+    policy = load_policy(env.optional("PORTAL_POLICY_FILE"), url_allowed, FLOWS.values(), stripe.api_version)
     return Settings(
         customers_table=env.required("CUSTOMERS_TABLE"),
         auth=_auth_settings(env, allow_insecure_localhost),
@@ -99,6 +102,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         sign_in_url=sign_in_url,
         missing_customer=env.choice("MISSING_CUSTOMER", MissingCustomerPolicy, MissingCustomerPolicy.CREATE),
         policy=policy,
+        # API Gateway answers 504 at 30 s; leave room for the one DynamoDB write a deadline must not cut.
+        request_deadline_seconds=env.number("REQUEST_DEADLINE_SECONDS", default=20.0, low=5.0, high=20.0),
     )
 
 
@@ -143,6 +148,7 @@ def _stripe_settings(env: _Env, allow_insecure_localhost: bool) -> StripeSetting
         api_version=env.optional("STRIPE_API_VERSION") or DEFAULT_STRIPE_API_VERSION,
         timeout_seconds=timeout,
         max_network_retries=retries,
+        key_max_age_seconds=env.integer("STRIPE_KEY_MAX_AGE_SECONDS", default=300, low=0, high=3600),
     )
 
 

@@ -1,20 +1,22 @@
-"""The StripeClient and the handful of calls we make, typed with stripe's own params.
+"""The StripeClient, its key source and the handful of calls we make, typed with stripe's own params.
 
-Transient failures (rate limits, 5xx, 409 lock conflicts, timeouts) are retried by stripe-python
-(`max_network_retries`, honouring `Stripe-Should-Retry`) and then surface as `StripeUnavailable`.
-Stripe's own error messages never leave this module: they are logged by code, not echoed.
+Transient failures (rate limits, 5xx, 409 lock conflicts, timeouts, resets, a body that is not JSON) are
+retried by stripe-python (`max_network_retries`, honouring `Stripe-Should-Retry`), every attempt sized to
+the request's deadline, and then surface as `StripeUnavailable`. Stripe's own error messages never leave
+this module: they are logged by code, not echoed.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import stripe
 from aws_lambda_powertools import Logger
 
+from portal_links.deadline import Deadline
 from portal_links.errors import StripeRejected, StripeUnavailable
 
 if TYPE_CHECKING:
@@ -25,6 +27,9 @@ if TYPE_CHECKING:
 
 logger = Logger(child=True)
 CONNECT_TIMEOUT_SECONDS = 2.0
+# Below this, an attempt cannot finish; stop instead of starting one that the gateway would cut off.
+MIN_ATTEMPT_SECONDS = 0.25
+KEY_PREFIXES = ("sk_", "rk_")
 # stripe-python's DEBUG lines carry response bodies, i.e. portal URLs; keep them off even at DEBUG log level.
 logging.getLogger("stripe").setLevel(logging.INFO)
 
@@ -52,12 +57,66 @@ class Subscription:
     items: tuple[SubscriptionItem, ...]
 
 
+class DeadlineRequestsClient(stripe.RequestsClient):
+    """stripe-python's requests client with every attempt's timeouts cut to what the request has left."""
+
+    def __init__(self, read_timeout: float, deadline: Deadline) -> None:
+        super().__init__(timeout=(CONNECT_TIMEOUT_SECONDS, read_timeout))
+        self._read_timeout = read_timeout
+        self._deadline = deadline
+
+    def request(  # type: ignore[override]  # RequestsClient.request's own signature
+        self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None
+    ) -> tuple[bytes, int, Mapping[str, str]]:
+        left = self._deadline.remaining()
+        if left < MIN_ATTEMPT_SECONDS:
+            raise stripe.APIConnectionError(  # type: ignore[no-untyped-call]
+                "the request's deadline has passed", should_retry=False
+            )
+        self._timeout = (min(CONNECT_TIMEOUT_SECONDS, left), min(self._read_timeout, left))
+        return super().request(method, url, headers, post_data)
+
+
+def stripe_key_source(settings: StripeSettings) -> Callable[[], str]:
+    """The API key: the local one, or the Secrets Manager secret, cached for `key_max_age_seconds`."""
+    local_key = settings.api_key
+    if local_key is not None:
+        return lambda: local_key
+    secret_arn = settings.secret_arn
+    assert secret_arn is not None  # settings guarantee exactly one of the two
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+    from botocore.config import Config
+
+    provider = SecretsProvider(
+        boto_config=Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 2})
+    )
+
+    def from_secrets_manager() -> str:
+        try:
+            key = str(provider.get(secret_arn, max_age=settings.key_max_age_seconds)).strip()
+        except GetParameterError as exc:
+            logger.error("the Stripe key could not be read from Secrets Manager", extra={"reason": str(exc)})
+            raise StripeUnavailable("the payment provider is unavailable; try again shortly") from None
+        if not key.startswith(KEY_PREFIXES):
+            logger.error("the Stripe key secret does not hold a secret (sk_…) or restricted (rk_…) key")
+            raise StripeUnavailable("the payment provider is unavailable; try again shortly")
+        return key
+
+    return from_secrets_manager
+
+
 class StripeGateway:
-    def __init__(self, settings: StripeSettings, api_key: Callable[[], str]) -> None:
+    def __init__(self, settings: StripeSettings, api_key: Callable[[], str], deadline: Deadline) -> None:
         self._settings = settings
         self._api_key = api_key
+        self._deadline = deadline
         self._client: stripe.StripeClient | None = None
         self._client_key: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: StripeSettings, deadline: Deadline) -> StripeGateway:
+        return cls(settings, stripe_key_source(settings), deadline)
 
     def create_customer(self, params: CustomerCreateParams, idempotency_key: str) -> CreatedCustomer:
         with _translated_errors("customers.create"):
@@ -105,9 +164,7 @@ class StripeGateway:
                 stripe_version=self._settings.api_version,
                 base_addresses=base,  # type: ignore[arg-type]
                 max_network_retries=self._settings.max_network_retries,
-                http_client=stripe.RequestsClient(
-                    timeout=(CONNECT_TIMEOUT_SECONDS, self._settings.timeout_seconds)
-                ),
+                http_client=DeadlineRequestsClient(self._settings.timeout_seconds, self._deadline),
             )
             self._client_key = key
         return self._client
@@ -145,9 +202,8 @@ class _translated_errors:
             "stripe_code": exc.code,
             "stripe_request_id": exc.request_id,
         }
-        transient = isinstance(exc, stripe.RateLimitError | stripe.APIConnectionError) or (
-            isinstance(exc, stripe.APIError) and (exc.http_status or 500) >= 409
-        )
+        # APIError: 409 conflicts, 5xx, and any answer whose body is not Stripe's JSON (even a 200).
+        transient = isinstance(exc, stripe.RateLimitError | stripe.APIConnectionError | stripe.APIError)
         if transient:
             logger.warning("Stripe unavailable after retries", extra=details)
             raise StripeUnavailable("the payment provider is unavailable; try again shortly") from exc

@@ -1,0 +1,25 @@
+"""Wires the portal pipeline for the handler: each outside system's module builds its own client."""
+
+from __future__ import annotations
+
+from portal_links.customers import CustomerTable
+from portal_links.deadline import Deadline
+from portal_links.http import PortalHttp
+from portal_links.identity import Authenticator, SigningKeys
+from portal_links.portal import PortalService
+from portal_links.settings import load_settings
+from portal_links.stripe_gateway import StripeGateway
+
+
+def compose_portal() -> tuple[PortalService, PortalHttp]:
+    """Everything a container reuses across invocations: settings, clients, the JWKS cache."""
+    settings = load_settings()
+    deadline = Deadline(settings.request_deadline_seconds)
+    service = PortalService(
+        settings,
+        Authenticator(settings.auth, SigningKeys(settings.auth)),
+        CustomerTable.from_settings(settings.customers_table),
+        StripeGateway.from_settings(settings.stripe, deadline),
+        deadline,
+    )
+    return service, PortalHttp(settings)

@@ -10,7 +10,7 @@ PORT ?= 3000
 # The layer package and the handler, importable as Lambda sees them (/opt/python and the task root).
 RUN_LOCAL := PYTHONPATH=layers/shared:functions/portal $(BIN)/python -m
 
-.PHONY: dev test lint types validate build unit integration layer-check browser invoke clean
+.PHONY: dev test lint types validate build unit property integration layer-check browser invoke clean
 
 $(STAMP): requirements-dev.txt layers/shared/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required") if sys.version_info < (3, 11) else None'
@@ -19,7 +19,7 @@ $(STAMP): requirements-dev.txt layers/shared/requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
-test: lint types validate unit integration layer-check browser  ## every check CI runs
+test: lint types validate unit property integration layer-check browser  ## every check CI runs
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -33,6 +33,9 @@ validate: $(STAMP)
 
 unit: $(STAMP)
 	$(PYTEST) tests/unit
+
+property: $(STAMP)  ## Hypothesis: arbitrary API Gateway events, never a 5xx, nothing written when refused
+	$(PYTEST) tests/property
 
 integration: $(STAMP)
 	$(PYTEST) tests/integration
@@ -54,4 +57,4 @@ invoke: $(STAMP)  ## one event through the handler, like `sam local invoke -e`, 
 	$(RUN_LOCAL) local.invoke $(EVENT)
 
 clean:
-	rm -rf .aws-sam .mypy_cache .ruff_cache .pytest_cache test-output
+	rm -rf .aws-sam .mypy_cache .ruff_cache .pytest_cache .hypothesis test-output

@@ -9,13 +9,14 @@ issuer.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import jwt
 
@@ -27,6 +28,8 @@ REFETCH_INTERVAL_SECONDS = 60.0
 KEYS_MAX_AGE_SECONDS = 24 * 3600.0
 FETCH_TIMEOUT_SECONDS = 3.0
 MAX_TOKEN_LENGTH = 8192
+# A signed JWT in compact serialization: three base64url parts.
+COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 JsonFetcher = Callable[[str], dict[str, Any]]
 
@@ -90,15 +93,16 @@ class SigningKeys:
             self._jwks_url = jwks_uri
         document = self._fetch(self._jwks_url)
         keys: dict[str, jwt.PyJWK] = {}
-        for entry in document.get("keys", []):
+        entries = document.get("keys")
+        for entry in entries if isinstance(entries, list) else []:
             if not isinstance(entry, dict) or not isinstance(entry.get("kid"), str):
                 continue
             if entry.get("use", "sig") != "sig":
                 continue
             try:
                 keys[entry["kid"]] = jwt.PyJWK.from_dict(entry)
-            except (jwt.PyJWKError, jwt.InvalidKeyError):
-                continue
+            except (jwt.PyJWTError, ValueError, TypeError, KeyError, AttributeError):
+                continue  # a malformed entry is skipped; tokens naming it are refused as unknown
         self._keys = keys
         self._fetched_at = now
 
@@ -113,6 +117,8 @@ class Authenticator:
             raise Unauthenticated("sign in to continue")
         if len(token) > MAX_TOKEN_LENGTH:
             raise Unauthenticated("the token is too long")
+        if not COMPACT_JWS.fullmatch(token):
+            raise Unauthenticated("the token is malformed")
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -152,16 +158,21 @@ class Authenticator:
 
 def _user_from(claims: dict[str, Any]) -> AppUser:
     subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject.strip() or len(subject) > 255:
+    if not _printable(subject) or len(subject) > 255:
         raise Unauthenticated("the token has no usable subject")
     email = claims.get("email")
-    usable_email = isinstance(email, str) and "@" in email and claims.get("email_verified") is not False
+    usable_email = _printable(email) and "@" in email and len(email) <= 512
     name = claims.get("name")
     return AppUser(
         user_id=subject,
-        email=email if usable_email else None,
-        name=name[:256] if isinstance(name, str) and name.strip() else None,
+        email=email if usable_email and claims.get("email_verified") is not False else None,
+        name=name[:256] if _printable(name) else None,
     )
+
+
+def _printable(value: Any) -> TypeGuard[str]:
+    """A claim we may store and send to Stripe: text without control characters or lone surrogates."""
+    return isinstance(value, str) and bool(value.strip()) and value.isprintable()
 
 
 def _reason(exc: jwt.PyJWTError) -> str:

@@ -1,0 +1,241 @@
+"""Malformed and hostile requests: each gets a clear 4xx (or the 303 back with portal_error), nothing escapes
+the handler, and nothing is written to DynamoDB or sent to Stripe."""
+
+from __future__ import annotations
+
+import base64
+import json
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from local.apigw import http_api_event
+from tests.conftest import APP, link_customer, problem, rows
+
+
+def nothing_happened(stripe, aws) -> None:
+    assert stripe.state.requests == []
+    assert rows(aws) == []
+
+
+def event(handler, *, body: str | None, base64_flag: bool, content_type: str, accept_json: bool, token: str):
+    headers = {"host": "api.example.com", "authorization": f"Bearer {token}", "content-type": content_type}
+    if accept_json:
+        headers["accept"] = "application/json"
+    built = http_api_event("POST", "/portal", headers=headers)
+    if body is not None:
+        built["body"] = body
+    built["isBase64Encoded"] = base64_flag
+    return handler(built)
+
+
+BAD_BODIES = {
+    "5,000 nested arrays": ("[" * 5000, False, "application/json"),
+    "5,000 nested objects": ('{"a":' * 5000, False, "application/json"),
+    "not UTF-8, base64-flagged": (base64.b64encode(b"return_to=\xff\xfe").decode(), True, "application/json"),
+    "not UTF-8 form, base64-flagged": (
+        base64.b64encode(b"locale=\xc3\x28").decode(),
+        True,
+        "application/x-www-form-urlencoded",
+    ),
+    "a lone surrogate, not base64": ('{"locale": "\ud800"}', False, "application/json"),
+    "invalid base64": ("%%%not base64%%%", True, "application/json"),
+    "base64 with bad padding": ("eyJh", True, "application/json"),
+    "form %-escape that is not UTF-8": ("return_to=%FF%FE", False, "application/x-www-form-urlencoded"),
+    "duplicate JSON keys": ('{"locale": "en", "locale": "de"}', False, "application/json"),
+    "a JSON list": ('["locale", "en"]', False, "application/json"),
+    "a float": ('{"quantity": 1.5}', False, "application/json"),
+    "NaN": ('{"quantity": NaN}', False, "application/json"),
+    "a 5,000-digit number": ('{"quantity": ' + "9" * 5000 + "}", False, "application/json"),
+    "too many form fields": (
+        "&".join(f"f{i}=1" for i in range(100)),
+        False,
+        "application/x-www-form-urlencoded",
+    ),
+    "too large": ("x=" + "a" * 20_000, False, "application/x-www-form-urlencoded"),
+    "an unknown content type": ("<xml/>", False, "application/xml"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_BODIES)
+def test_an_unreadable_body_is_400_for_fetch_callers(handler, identity, stripe, aws, name):
+    body, flag, content_type = BAD_BODIES[name]
+
+    response = event(
+        handler,
+        body=body,
+        base64_flag=flag,
+        content_type=content_type,
+        accept_json=True,
+        token=identity.token("user-1"),
+    )
+
+    assert response["statusCode"] == 400, name
+    assert problem(response)["code"] in ("invalid_parameter", "unknown_parameter")
+    assert problem(response)["detail"]
+    nothing_happened(stripe, aws)
+
+
+@pytest.mark.parametrize("name", BAD_BODIES)
+def test_an_unreadable_body_sends_a_browser_back_with_portal_error(handler, identity, stripe, aws, name):
+    body, flag, content_type = BAD_BODIES[name]
+
+    response = event(
+        handler,
+        body=body,
+        base64_flag=flag,
+        content_type=content_type,
+        accept_json=False,
+        token=identity.token("user-1"),
+    )
+
+    assert response["statusCode"] == 303, name
+    location = urlsplit(response["headers"]["Location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == f"{APP}/account"
+    assert parse_qs(location.query)["portal_error"][0] in ("invalid_parameter", "unknown_parameter")
+    nothing_happened(stripe, aws)
+
+
+def test_duplicate_json_keys_are_refused_by_name(handler, identity, stripe, aws):
+    response = handler.request(
+        token=identity.token("user-1"),
+        raw_body=("application/json", '{"return_to": "https://app.example.com/a", "return_to": "x"}'),
+        accept="application/json",
+    )
+
+    assert response["statusCode"] == 400
+    assert problem(response)["param"] == "return_to"
+    assert "more than once" in problem(response)["detail"]
+    nothing_happened(stripe, aws)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("subscription", "sub_123\n"),
+        ("subscription", "sub_123\r"),
+        ("quantity", "1\n"),
+        ("price", "price_a\n"),
+    ],
+)
+def test_a_trailing_newline_does_not_pass_an_id_or_number_pattern(
+    handler, identity, stripe, aws, field, value
+):
+    path = (
+        "/portal/subscription_update_confirm"
+        if field in ("quantity", "price")
+        else "/portal/subscription_cancel"
+    )
+    stripe_customer = stripe.add_customer()
+    link_customer(aws, "user-1", stripe_customer)
+    before = rows(aws)
+
+    response = handler.request(
+        path=path, token=identity.token("user-1"), json_body={field: value}, accept="application/json"
+    )
+
+    # update_confirm is off by default, so its parameters meet the flow check first; both are 4xx
+    assert 400 <= response["statusCode"] < 500
+    if path.endswith("subscription_cancel"):
+        assert response["statusCode"] == 400
+        assert problem(response)["param"] == field
+    assert stripe.state.requests == []
+    assert rows(aws) == before
+
+
+class TestAnonymousCallersLearnNothing:
+    @pytest.mark.parametrize(
+        ("path", "form"),
+        [
+            ("/portal/nope", {}),
+            ("/portal/subscription_update_confirm", {}),  # disabled by default
+            ("/portal", {"customer": "cus_someone"}),
+            ("/portal", {"return_to": "https://evil.example/"}),
+            ("/portal/subscription_cancel", {"subscription": "sub_x\n"}),
+        ],
+    )
+    def test_401_before_anything_else(self, handler, stripe, aws, path, form):
+        response = handler.request(path=path, form=form, accept="application/json")
+
+        assert response["statusCode"] == 401
+        assert problem(response)["code"] == "unauthenticated"
+        assert "enabled_flows" not in problem(response)
+        assert "param" not in problem(response)
+        nothing_happened(stripe, aws)
+
+    def test_an_unreadable_body_without_credentials_is_401(self, handler, stripe, aws):
+        built = http_api_event(
+            "POST", "/portal", headers={"content-type": "application/json", "accept": "application/json"}
+        )
+        built["body"], built["isBase64Encoded"] = "%%%", True
+
+        response = handler(built)
+
+        assert response["statusCode"] == 401
+        nothing_happened(stripe, aws)
+
+    def test_a_browser_without_credentials_goes_to_sign_in_even_with_a_bad_body(self, handler, stripe, aws):
+        built = http_api_event("POST", "/portal/nope", headers={"content-type": "application/json"})
+        built["body"] = "[" * 5000
+
+        response = handler(built)
+
+        assert response["statusCode"] == 303
+        assert response["headers"]["Location"].startswith(f"{APP}/sign-in?next=")
+        nothing_happened(stripe, aws)
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda e: e.update(headers="not a map"),
+        lambda e: e.update(headers={"authorization": 7}),
+        lambda e: e.update(cookies="session=abc"),
+        lambda e: e.update(cookies=[None, 3]),
+        lambda e: e.update(rawQueryString=None),
+        lambda e: e.update(rawQueryString=["a"]),
+        lambda e: e.update(body=b"bytes"),
+        lambda e: e.update(body={"a": 1}),
+    ],
+)
+def test_event_shapes_api_gateway_never_sends_are_still_answered_not_raised(handler, stripe, aws, mangle):
+    built = http_api_event("POST", "/portal", headers={"accept": "application/json"})
+    mangle(built)
+
+    response = handler(built)
+
+    # Not client input (API Gateway builds these fields); the handler still answers instead of raising.
+    assert response["statusCode"] in (401, 500)
+    assert json.loads(response["body"])["code"] in ("unauthenticated", "internal_error")
+    nothing_happened(stripe, aws)
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["\ud800.\ud800.\ud800", "a" * 20 + "\x00.b.c", "é.é.é", "eyJhbGciOiJSUzI1NiJ9..sig", "a.b.c.d"],
+)
+def test_tokens_outside_the_compact_jws_alphabet_are_401(handler, stripe, aws, token):
+    response = handler.request(token=token, accept="application/json")
+
+    assert response["statusCode"] == 401
+    assert problem(response)["detail"] in ("the token is malformed", "the token names no signing key")
+    nothing_happened(stripe, aws)
+
+
+@pytest.mark.parametrize("subject", ["user\x00one", "\ud800", "tab\there", " "])
+def test_a_signed_token_with_an_unusable_subject_is_401(handler, identity, stripe, aws, subject):
+    response = handler.request(token=identity.token(subject), accept="application/json")
+
+    assert response["statusCode"] == 401
+    assert problem(response)["detail"] == "the token has no usable subject"
+    nothing_happened(stripe, aws)
+
+
+def test_unprintable_email_and_name_claims_are_left_out_of_the_customer(handler, identity, stripe, aws):
+    token = identity.token("user-9", email="a\ud800@example.com", name="Ann\x07")
+
+    response = handler.request(token=token)
+
+    assert response["statusCode"] == 303
+    [create] = stripe.requests_to("POST", "/v1/customers")
+    assert create.params == {"metadata": {"app_user_id": "user-9"}}

@@ -5,14 +5,8 @@ from __future__ import annotations
 from html import escape
 
 from local.demo import USERS
+from portal_links.flows import FLOWS
 
-FLOW_LABELS = {
-    "payment_method_update": "Update card",
-    "subscription_cancel": "Cancel plan",
-    "subscription_update": "Change plan",
-    "customer_update": "Update billing details",
-    "subscription_pause": "Pause plan",
-}
 # What the app shows for each ?portal_error=<code> the API sends a browser back with.
 ERROR_MESSAGES = {
     "no_subscription": "You have no subscription to change yet.",
@@ -75,13 +69,14 @@ def demo_page(origin: str, user: str | None, flows: list[str], prices: list[str]
         who = "<p data-testid='user'>Not signed in. <a href='/dev/sign-in?next=/'>Sign in</a></p>"
     buttons = [_button("/portal", "Manage subscription", back, "portal")]
     for flow in flows:
-        if flow == "subscription_update_confirm":
+        title = FLOWS[flow].title
+        if "price" in FLOWS[flow].parameters:  # one button per allow-listed target price
             buttons.extend(
-                _button(f"/portal/{flow}", f"Switch to {price}", back, f"{flow}:{price}", {"price": price})
+                _button(f"/portal/{flow}", f"{title}: {price}", back, f"{flow}:{price}", {"price": price})
                 for price in prices
             )
         else:
-            buttons.append(_button(f"/portal/{flow}", FLOW_LABELS.get(flow, flow), back, flow))
+            buttons.append(_button(f"/portal/{flow}", title, back, flow))
     script = """
 <script>
 document.getElementById('fetch-portal').addEventListener('click', async () => {

@@ -10,7 +10,7 @@ PORT ?= 3000
 # The layer package and the handler, importable as Lambda sees them (/opt/python and the task root).
 RUN_LOCAL := PYTHONPATH=layers/shared:functions/portal $(BIN)/python -m
 
-.PHONY: dev test lint types validate build unit property integration layer-check browser invoke clean
+.PHONY: dev test lint types validate build unit property integration layer-check browser-deps browser invoke clean
 
 $(STAMP): requirements-dev.txt layers/shared/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required") if sys.version_info < (3, 11) else None'
@@ -19,7 +19,8 @@ $(STAMP): requirements-dev.txt layers/shared/requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
-test: lint types validate unit property integration layer-check browser  ## every check CI runs
+# browser-deps first: a missing browser is reported before minutes of other checks, not after.
+test: browser-deps lint types validate unit property integration layer-check browser  ## every check CI runs
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -46,7 +47,10 @@ build: $(STAMP)
 layer-check: build
 	$(PYTEST) tests/build
 
-browser: $(STAMP)
+browser-deps: $(STAMP)  ## a Chromium or Chrome: CHROMIUM=..., else on PATH, else apt-get installs one
+	$(BIN)/python -m tests.chromium --install
+
+browser: browser-deps
 	$(PYTEST) tests/e2e
 
 dev: $(STAMP)  ## the whole service on http://127.0.0.1:$(PORT) with embedded stand-ins

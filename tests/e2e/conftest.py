@@ -1,4 +1,4 @@
-"""A `make dev` server started for the browser tests, and Debian's Chromium driven by Playwright."""
+"""A `make dev` server started for the browser tests, and the machine's Chromium driven by Playwright."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.chromium import ChromiumMissing, find_chromium
 from tests.dev_server import DevServer, running_dev_server
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / "test-output" / "browser"
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -32,12 +32,14 @@ def dev_server() -> Iterator[DevServer]:
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does this)")
+    try:
+        chromium = find_chromium()
+    except ChromiumMissing as missing:
+        pytest.fail(f"{missing} (`make browser` installs it where it can)", pytrace=False)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS, headless=True)
         yield launched
         launched.close()
 

@@ -68,6 +68,22 @@ def raw_exchange(server: DevServer, request: bytes) -> tuple[bytes, bytes]:
     return head, body
 
 
+def fetch_portal(
+    server: DevServer, headers: dict[str, str], body: bytes = b""
+) -> tuple[int, http.client.HTTPMessage, bytes]:
+    """POST /portal as the demo app's fetch() does: a bearer token, asking for JSON."""
+    signed_in = {"Authorization": f"Bearer {dev_token(server)}", "Accept": "application/json", **headers}
+    return exchange(server, "POST", "/portal", signed_in, body)
+
+
+def sign_in(server: DevServer, next_url: str) -> tuple[int, http.client.HTTPMessage]:
+    form = urlencode({"user": "demo-user", "next": next_url}).encode()
+    status, headers, _ = exchange(
+        server, "POST", "/dev/sign-in", {"Content-Type": "application/x-www-form-urlencoded"}, form
+    )
+    return status, headers
+
+
 def cors_headers(headers: http.client.HTTPMessage) -> dict[str, str]:
     return {name: value for name, value in headers.items() if name.lower().startswith("access-control-")}
 
@@ -218,16 +234,7 @@ def test_a_preflight_the_configuration_does_not_allow_gets_no_cors_headers(serve
 
 
 def test_the_allowed_origin_may_read_the_apis_answer(server):
-    status, headers, body = exchange(
-        server,
-        "POST",
-        "/portal",
-        {
-            "Origin": server.origin,
-            "Accept": "application/json",
-            "Authorization": f"Bearer {dev_token(server)}",
-        },
-    )
+    status, headers, body = fetch_portal(server, {"Origin": server.origin})
 
     assert status == 200
     assert json.loads(body)["url"].startswith(f"{server.stripe}/p/session/")
@@ -248,17 +255,7 @@ def test_a_foreign_origin_gets_no_cors_headers_on_the_apis_answer(server):
 
 
 def test_a_body_that_is_not_utf8_reaches_the_handler_instead_of_failing_the_dev_server(server):
-    status, headers, body = exchange(
-        server,
-        "POST",
-        "/portal",
-        {
-            "Authorization": f"Bearer {dev_token(server)}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-        },
-        b'\xff\xfe{"',
-    )
+    status, headers, body = fetch_portal(server, {"Content-Type": "application/json"}, b'\xff\xfe{"')
 
     assert b"dev server error" not in body
     assert headers["Content-Type"] == "application/problem+json"  # the handler's own answer
@@ -279,13 +276,7 @@ def test_a_body_that_is_not_utf8_reaches_the_handler_instead_of_failing_the_dev_
     ],
 )
 def test_the_dev_sign_in_goes_only_to_this_origins_pages(server, next_url):
-    status, headers, _ = exchange(
-        server,
-        "POST",
-        "/dev/sign-in",
-        {"Content-Type": "application/x-www-form-urlencoded"},
-        urlencode({"user": "demo-user", "next": next_url}).encode(),
-    )
+    status, headers = sign_in(server, next_url)
 
     assert status == 303
     assert headers["Location"] == "/"
@@ -299,13 +290,7 @@ def test_the_dev_sign_in_goes_only_to_this_origins_pages(server, next_url):
 def test_the_dev_sign_in_returns_to_the_page_asked_for(server, next_url):
     next_url = next_url.format(origin=server.origin)
 
-    status, headers, _ = exchange(
-        server,
-        "POST",
-        "/dev/sign-in",
-        {"Content-Type": "application/x-www-form-urlencoded"},
-        urlencode({"user": "demo-user", "next": next_url}).encode(),
-    )
+    status, headers = sign_in(server, next_url)
 
     assert status == 303
     assert headers["Location"] == next_url

@@ -1,15 +1,15 @@
 """`make dev`: the whole service on http://127.0.0.1:3000, offline, without Docker.
 
-Each request to /portal… becomes an API Gateway HTTP API (payload 2.0) event and goes through the real
-Lambda handler in-process — the same code path as deployed, layer package included — one at a time, as in
-one Lambda container. Around it: the demo app, the dev identity provider (sign-in page, /dev/token, JWKS and
+Each request one of template.yaml's routes takes becomes an API Gateway HTTP API (payload 2.0) event and goes
+through the real Lambda handler in-process — the same code path as deployed, layer package included — one at
+a time, as in one Lambda container; API Gateway's own answers (CORS, its 404) come from local/apigw.py.
+Around it: the demo app, the dev identity provider (sign-in page, /dev/token, JWKS and
 discovery), DynamoDB from moto's server and the Stripe emulator (or a real Stripe when STRIPE_API_KEY is set).
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import signal
@@ -18,14 +18,15 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import jwt
 
-from local.apigw import LocalContext, http_api_event
+from local.apigw import HttpApi, LocalContext
 from local.demo_page import app_page, demo_page, sign_in_page
 from local.server import LocalServer, Reply, handler_for
 from local.stack import LocalStack, local_stack
+from local.template import http_api_cors, http_api_routes
 
 USER_ID_LIMIT = 64
 SESSION_SECONDS = 3600
@@ -43,48 +44,39 @@ class DevApp:
         self.flows = policy.enabled_flows()
         self.prices = list(policy.flows["subscription_update_confirm"].prices)
         self._one_container = threading.Lock()
+        self.api = HttpApi(http_api_routes(), http_api_cors(stack.environment), self.invoke)
 
     def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Reply:
-        parts = urlsplit(raw_path)
-        path, query = parts.path, parts.query
-        if path == "/portal" or path.startswith("/portal/"):
-            return self.invoke(method, path, query, headers, body)
-        identity_document = self.stack.identity.document(path)
+        path, _, query = raw_path.partition("?")
+        page = self.pages(headers).get((method, path))
+        if page is not None:
+            params = {k: v[-1] for k, v in parse_qs(query).items()}
+            if method == "POST":
+                params.update({k: v[-1] for k, v in parse_qs(body.decode(errors="replace")).items()})
+            return page(params)
+        identity_document = self.stack.identity.document(path) if method == "GET" else None
         if identity_document is not None:
             return _json(200, identity_document)
-        params = {k: v[-1] for k, v in parse_qs(query).items()}
-        if method == "POST":
-            params.update({k: v[-1] for k, v in parse_qs(body.decode(errors="replace")).items()})
-        user = self.signed_in_user(headers)
-        pages: dict[tuple[str, str], Callable[[], Reply]] = {
-            ("GET", "/"): lambda: _html(demo_page(self.origin, user, self.flows, self.prices)),
-            ("GET", "/app"): lambda: _html(app_page(params.get("portal_error"), params.get("done"))),
-            ("GET", "/dev/sign-in"): lambda: _html(sign_in_page(self.safe_next(params.get("next")))),
-            ("POST", "/dev/sign-in"): lambda: self.sign_in(params.get("user", ""), params.get("next")),
-            ("POST", "/dev/sign-out"): self.sign_out,
-            ("GET", "/dev/token"): lambda: self.token(params.get("user", "")),
-        }
-        page = pages.get((method, path))
-        return page() if page else _html("<!doctype html><h1>Not found</h1>", status=404)
+        # Everything else is the API's: API Gateway answers preflights, routes, and 404s the rest.
+        return self.api.answer(method, path, query, headers, body)
 
-    def invoke(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Reply:
-        flow = path.removeprefix("/portal/") if path.startswith("/portal/") else None
-        event = http_api_event(
-            method,
-            path,
-            query=query,
-            headers=headers,
-            body=body or None,
-            route_key=f"{method} /portal/{{flow}}" if flow else f"{method} /portal",
-            path_parameters={"flow": flow} if flow else None,
-        )
+    def pages(self, headers: dict[str, str]) -> dict[tuple[str, str], Callable[[dict[str, str]], Reply]]:
+        """The demo app and the dev sign-in, which API Gateway would never see."""
+        return {
+            ("GET", "/"): lambda _: _html(
+                demo_page(self.origin, self.signed_in_user(headers), self.flows, self.prices)
+            ),
+            ("GET", "/app"): lambda p: _html(app_page(p.get("portal_error"), p.get("done"))),
+            ("GET", "/dev/sign-in"): lambda p: _html(sign_in_page(self.safe_next(p.get("next")))),
+            ("POST", "/dev/sign-in"): lambda p: self.sign_in(p.get("user", ""), p.get("next")),
+            ("POST", "/dev/sign-out"): lambda _: self.sign_out(),
+            ("GET", "/dev/token"): lambda p: self.token(p.get("user", "")),
+        }
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
         with self._one_container:
             response: dict[str, Any] = self.handler(event, LocalContext())
-        raw = response.get("body") or ""
-        payload = base64.b64decode(raw) if response.get("isBase64Encoded") else raw.encode()
-        reply = Reply(response["statusCode"], payload, list(response.get("headers", {}).items()))
-        reply.headers.extend(("Set-Cookie", cookie) for cookie in response.get("cookies") or [])
-        return reply
+        return response
 
     def signed_in_user(self, headers: dict[str, str]) -> str | None:
         for part in headers.get("cookie", "").split(";"):
@@ -104,12 +96,11 @@ class DevApp:
         return None
 
     def safe_next(self, next_url: str | None) -> str:
-        """Only this origin's own pages: the dev sign-in must not become an open redirect."""
-        if not next_url:
+        """Only this origin's own pages, in printable ASCII: not an open redirect, nor a header's end."""
+        if not next_url or not all("!" <= char <= "~" for char in next_url):
             return "/"
-        if next_url.startswith(self.origin + "/"):
-            return next_url
-        if next_url.startswith("/") and not next_url.startswith("//") and "\\" not in next_url:
+        path = next_url.removeprefix(self.origin) if next_url.startswith(self.origin + "/") else next_url
+        if path.startswith("/") and not path.startswith("//") and "\\" not in path:
             return next_url
         return "/"
 

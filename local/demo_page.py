@@ -57,7 +57,8 @@ def _button(
     )
 
 
-def demo_page(origin: str, user: str | None, flows: list[str], prices: list[str]) -> str:
+def demo_page(origin: str, user: str | None, flows: dict[str, list[str]]) -> str:
+    """The app's billing page: a button per enabled flow (one per allow-listed price where it takes one)."""
     back = f"{origin}/app"
     if user:
         who = (
@@ -68,7 +69,7 @@ def demo_page(origin: str, user: str | None, flows: list[str], prices: list[str]
     else:
         who = "<p data-testid='user'>Not signed in. <a href='/dev/sign-in?next=/'>Sign in</a></p>"
     buttons = [_button("/portal", "Manage subscription", back, "portal")]
-    for flow in flows:
+    for flow, prices in flows.items():
         title = FLOWS[flow].title
         if "price" in FLOWS[flow].parameters:  # one button per allow-listed target price
             buttons.extend(

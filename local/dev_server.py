@@ -41,8 +41,7 @@ class DevApp:
         self.origin = stack.origin
         self.handler = portal_handler.lambda_handler
         policy = load_settings().policy
-        self.flows = policy.enabled_flows()
-        self.prices = list(policy.flows["subscription_update_confirm"].prices)
+        self.flows = {name: list(policy.flows[name].prices) for name in policy.enabled_flows()}
         self._one_container = threading.Lock()
         self.api = HttpApi(http_api_routes(), http_api_cors(stack.environment), self.invoke)
 
@@ -63,9 +62,7 @@ class DevApp:
     def pages(self, headers: dict[str, str]) -> dict[tuple[str, str], Callable[[dict[str, str]], Reply]]:
         """The demo app and the dev sign-in, which API Gateway would never see."""
         return {
-            ("GET", "/"): lambda _: _html(
-                demo_page(self.origin, self.signed_in_user(headers), self.flows, self.prices)
-            ),
+            ("GET", "/"): lambda _: _html(demo_page(self.origin, self.signed_in_user(headers), self.flows)),
             ("GET", "/app"): lambda p: _html(app_page(p.get("portal_error"), p.get("done"))),
             ("GET", "/dev/sign-in"): lambda p: _html(sign_in_page(self.safe_next(p.get("next")))),
             ("POST", "/dev/sign-in"): lambda p: self.sign_in(p.get("user", ""), p.get("next")),

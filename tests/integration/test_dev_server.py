@@ -254,12 +254,27 @@ def test_a_foreign_origin_gets_no_cors_headers_on_the_apis_answer(server):
     assert cors_headers(headers) == {}
 
 
-def test_a_body_that_is_not_utf8_reaches_the_handler_instead_of_failing_the_dev_server(server):
+def test_a_body_that_is_not_utf8_is_a_400_naming_the_body(server):
     status, headers, body = fetch_portal(server, {"Content-Type": "application/json"}, b'\xff\xfe{"')
 
     assert b"dev server error" not in body
-    assert headers["Content-Type"] == "application/problem+json"  # the handler's own answer
-    assert json.loads(body)["status"] == status
+    assert status == 400
+    assert headers["Content-Type"] == "application/problem+json"
+    assert json.loads(body)["param"] == "body"
+
+
+def test_a_browser_form_post_that_is_not_utf8_goes_back_to_the_app_with_portal_error(server):
+    status, headers, body = exchange(
+        server,
+        "POST",
+        "/portal",
+        {"Authorization": f"Bearer {dev_token(server)}", "Content-Type": "application/x-www-form-urlencoded"},
+        b"return_to=\xff\xfe",
+    )
+
+    assert status == 303
+    assert headers["Location"] == f"{server.origin}/app?portal_error=invalid_parameter"
+    assert body == b""
 
 
 @pytest.mark.parametrize(

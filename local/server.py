@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partialmethod
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -34,18 +35,16 @@ class LocalServer(ThreadingHTTPServer):
         self.server_close()
 
 
-def handler_for(respond: Responder) -> type[BaseHTTPRequestHandler]:
+def handler_for(
+    respond: Responder, methods: tuple[str, ...] = ("GET", "POST")
+) -> type[BaseHTTPRequestHandler]:
+    """A request handler answering `methods` through `respond`; others get the server's 501."""
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def log_message(self, format: str, *args: Any) -> None:
             return
-
-        def do_GET(self) -> None:
-            self._answer("GET")
-
-        def do_POST(self) -> None:
-            self._answer("POST")
 
         def _answer(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)
@@ -62,10 +61,14 @@ def handler_for(respond: Responder) -> type[BaseHTTPRequestHandler]:
             except (BrokenPipeError, ConnectionResetError):
                 return  # the client gave up (a timeout test); a real server would not notice either
 
+    for method in methods:
+        setattr(Handler, f"do_{method}", partialmethod(Handler._answer, method))
     return Handler
 
 
-def serve_in_background(respond: Responder, name: str, port: int = 0) -> LocalServer:
-    server = LocalServer(("127.0.0.1", port), handler_for(respond))
+def serve_in_background(
+    respond: Responder, name: str, port: int = 0, methods: tuple[str, ...] = ("GET", "POST")
+) -> LocalServer:
+    server = LocalServer(("127.0.0.1", port), handler_for(respond, methods))
     server.start_in_background(name)
     return server

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from local.stripe_emulator.params import (
@@ -40,21 +40,27 @@ MAX_CUSTOM_MESSAGE = 500
 ELIGIBLE_STATUSES = ("active", "trialing", "past_due")
 
 
+# A flow type's `flow_data[<type>]` object: the keys it takes; EMPTY: it takes none, and the session's flow
+# answers `<type>: {}`; NO_FIELD: it takes none, and the session's flow has no field of that name.
+EMPTY: frozenset[str] = frozenset()
+NO_FIELD = None
+
+
 @dataclass(frozen=True)
 class Added:
-    flow_types: tuple[str, ...] = ()
+    flow_types: dict[str, frozenset[str] | None] = field(default_factory=dict)
     parameters: tuple[str, ...] = ()  # top-level session parameters, each also a field of the session
 
 
 ALWAYS = ""  # an empty date sorts before every API version
 ADDED_IN: dict[str, Added] = {
     ALWAYS: Added(
-        flow_types=(
-            "payment_method_update",
-            "subscription_cancel",
-            "subscription_update",
-            "subscription_update_confirm",
-        ),
+        flow_types={
+            "payment_method_update": NO_FIELD,
+            "subscription_cancel": frozenset({"subscription", "retention"}),
+            "subscription_update": frozenset({"subscription"}),
+            "subscription_update_confirm": frozenset({"subscription", "items", "discounts"}),
+        },
         parameters=(
             "configuration",
             "customer",
@@ -66,20 +72,11 @@ ADDED_IN: dict[str, Added] = {
         ),
     ),
     "2025-12-15.clover": Added(parameters=("customer_account",)),  # stripe 14.1.0; absent in 14.0.0
-    "2026-08-26.dahlia": Added(flow_types=("customer_update",)),  # stripe 15.6.0; absent in 15.5.1
+    "2026-08-26.dahlia": Added(flow_types={"customer_update": EMPTY}),  # stripe 15.6.0; absent in 15.5.1
     "2026-10-28.endive": Added(  # stripe 16.1.0; absent in 16.0.0 (2026-09-30.endive)
-        flow_types=("subscription_pause",), parameters=("after_expiration",)
+        flow_types={"subscription_pause": frozenset({"subscription"})}, parameters=("after_expiration",)
     ),
 }
-# The sub-object `flow_data[<type>]` each flow type takes, and its keys.
-FLOW_SUBJECTS = {
-    "subscription_cancel": {"subscription", "retention"},
-    "subscription_pause": {"subscription"},
-    "subscription_update": {"subscription"},
-    "subscription_update_confirm": {"subscription", "items", "discounts"},
-}
-# Flow types that name no subscription still answer with an (empty) object of their own.
-EMPTY_SUBJECTS = ("customer_update",)
 
 
 def known_to(api_version: str) -> Added:
@@ -87,7 +84,7 @@ def known_to(api_version: str) -> Added:
     date = api_version[:10]
     entries = [added for since, added in ADDED_IN.items() if since[:10] <= date]
     return Added(
-        flow_types=tuple(kind for added in entries for kind in added.flow_types),
+        flow_types={kind: keys for added in entries for kind, keys in added.flow_types.items()},
         parameters=tuple(name for added in entries for name in added.parameters),
     )
 
@@ -184,21 +181,23 @@ def _after_expiration(value: Any) -> StripeObject:
 
 
 def _flow(store: Store, value: Any, customer_id: str, known: Added) -> StripeObject:
-    subjects = {kind for kind in FLOW_SUBJECTS if kind in known.flow_types}
-    flow = expect_object(value, "flow_data", {"type", "after_completion"} | subjects)
-    flow_type = expect_enum(require(flow, "type", "flow_data"), "flow_data[type]", known.flow_types)
+    subjects = {kind: keys for kind, keys in known.flow_types.items() if keys}
+    flow = expect_object(value, "flow_data", {"type", "after_completion", *subjects})
+    flow_type = expect_enum(require(flow, "type", "flow_data"), "flow_data[type]", tuple(known.flow_types))
     for name in subjects:
         if name in flow and name != flow_type:
             raise invalid(f"flow_data[{name}]", f"only allowed when flow_data[type]={name}")
     result: StripeObject = {
         "type": flow_type,
         "after_completion": _after_completion(flow.get("after_completion")),
-        **dict.fromkeys(sorted(subjects | {kind for kind in EMPTY_SUBJECTS if kind in known.flow_types})),
+        **{kind: None for kind, keys in sorted(known.flow_types.items()) if keys is not NO_FIELD},
     }
-    if flow_type in EMPTY_SUBJECTS:
+    if known.flow_types[flow_type] == EMPTY:
         result[flow_type] = {}
     if flow_type in subjects:
-        subject = require(flow, flow_type, "flow_data")
+        subject = expect_object(
+            require(flow, flow_type, "flow_data"), f"flow_data[{flow_type}]", subjects[flow_type]
+        )
         result[flow_type] = _flow_subject(store, flow_type, subject, customer_id)
     return result
 
@@ -233,9 +232,8 @@ def _after_completion(value: Any) -> StripeObject:
     return result
 
 
-def _flow_subject(store: Store, flow_type: str, value: Any, customer_id: str) -> StripeObject:
+def _flow_subject(store: Store, flow_type: str, subject: dict[str, Any], customer_id: str) -> StripeObject:
     prefix = f"flow_data[{flow_type}]"
-    subject = expect_object(value, prefix, FLOW_SUBJECTS[flow_type])
     subscription_id = expect_string(require(subject, "subscription", prefix), f"{prefix}[subscription]")
     subscription = store.subscriptions.get(subscription_id)
     if subscription is None or subscription["customer"] != customer_id:

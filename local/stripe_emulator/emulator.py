@@ -6,7 +6,7 @@ import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from local.stripe_emulator.resources import subscription_view
+from local.stripe_emulator.resources import SUBSCRIPTIONS
 from local.stripe_emulator.state import StripeObject, StripeState
 from local.stripe_emulator.transport import Fault, RecordedRequest, Transport
 
@@ -31,11 +31,11 @@ class StripeEmulator(StripeState):
     def subscriptions(self) -> list[StripeObject]:
         """Every subscription, in any status, oldest first, as the API shows it."""
         with self.lock:
-            return [subscription_view(self.store, s, set()) for s in self.store.subscriptions.values()]
+            return [SUBSCRIPTIONS.view(self.store, s, set()) for s in self.store.subscriptions.values()]
 
     def subscription(self, subscription_id: str) -> StripeObject:
         with self.lock:
-            return subscription_view(self.store, self.store.subscriptions[subscription_id], set())
+            return SUBSCRIPTIONS.view(self.store, self.store.subscriptions[subscription_id], set())
 
     def sessions(self) -> list[StripeObject]:
         """The portal sessions created, oldest first, with every field the newest API version has."""

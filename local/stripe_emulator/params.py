@@ -9,11 +9,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
-if TYPE_CHECKING:
-    from local.stripe_emulator.state import Store, StripeObject
+from local.stripe_emulator.state import Store, StripeObject
 
 MAX_STRING = 5000
 MAX_METADATA_KEYS = 50
@@ -75,7 +74,7 @@ class ApiCall:
     ident: str = ""  # the object id from the URL path, if the route has one
 
 
-Endpoint = Callable[["Store", ApiCall], "StripeObject"]
+Endpoint = Callable[[Store, ApiCall], StripeObject]
 
 
 @dataclass(frozen=True)

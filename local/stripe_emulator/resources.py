@@ -9,9 +9,11 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from local.stripe_emulator.params import (
+    MAX_STRING,
     ApiCall,
     Route,
     StripeRequestError,
@@ -42,10 +44,115 @@ SUBSCRIPTION_STATUSES = (
     "trialing",
     "unpaid",
 )
-CHANGEABLE = ("active", "trialing", "past_due", "unpaid", "incomplete", "paused")
-SUBSCRIPTION_EXPANSIONS = frozenset({"customer", "items.data.price.product"})
+ENDED = ("canceled", "incomplete_expired")
 MAX_SUBSCRIPTION_ITEMS = 20
-CUSTOMER_TEXT = {"email": 512, "name": 256, "description": 350, "phone": 20}
+
+Reader = Callable[[Any, str], Any]  # (form value, parameter name) → the value to store
+View = Callable[[Store, StripeObject, set[str]], StripeObject]
+
+
+def text(max_length: int = MAX_STRING) -> Reader:
+    return lambda value, param: expect_string(value, param, max_length)
+
+
+def clearable(max_length: int = MAX_STRING) -> Reader:
+    """Where Stripe's typed params allow `''`, an empty string unsets the field."""
+    return lambda value, param: expect_clearable_string(value, param, max_length)
+
+
+def email(value: Any, param: str) -> str:
+    address = expect_string(value, param, 512)
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+", address):
+        raise StripeRequestError(400, "Invalid email address", param=param, code="email_invalid")
+    return address
+
+
+def locales(value: Any, param: str) -> list[str]:
+    return [expect_string(v, f"{param}[{i}]", 20) for i, v in enumerate(expect_list(value, param, 10))]
+
+
+def read(params: dict[str, Any], readers: dict[str, Reader]) -> dict[str, Any]:
+    return {name: reader(params[name], name) for name, reader in readers.items() if name in params}
+
+
+@dataclass(frozen=True)
+class Collection:
+    """What retrieving, updating and listing one kind of object share."""
+
+    kind: str
+    plural: str  # its URL under /v1/ and its table in the store
+    references: dict[str, str] = field(default_factory=dict)  # id field → the collection it expands to
+    writable: dict[str, Reader] = field(default_factory=dict)  # besides metadata, on create and update
+    filters: dict[str, Reader] = field(default_factory=dict)  # list parameters matched field by field
+    nested: frozenset[str] = frozenset()  # deeper `expand[]` paths, which `shaped` must then render
+    shaped: View | None = None
+
+    @property
+    def path(self) -> str:
+        return f"/v1/{self.plural}"
+
+    @property
+    def expandable(self) -> frozenset[str]:
+        return frozenset(self.references) | self.nested
+
+    def objects(self, store: Store) -> dict[str, StripeObject]:
+        table: dict[str, StripeObject] = getattr(store, self.plural)
+        return table
+
+    def view(self, store: Store, obj: StripeObject, expanded: set[str]) -> StripeObject:
+        """The object as the API sends it: a copy, with each id field asked for in `expand[]` expanded."""
+        result = copy.deepcopy(obj)
+        for name, plural in self.references.items():
+            if name in expanded and result[name] is not None:
+                result[name] = copy.deepcopy(getattr(store, plural)[result[name]])
+        return self.shaped(store, result, expanded) if self.shaped else result
+
+    def find(self, store: Store, ident: str, param: str = "") -> StripeObject:
+        found = self.objects(store).get(ident)
+        if found is None or found.get("deleted"):
+            raise no_such(self.kind, ident, param)
+        return found
+
+    def retrieve(self, store: Store, call: ApiCall) -> StripeObject:
+        expanded = expansions(expect_object(call.params, "", {"expand"}), self.expandable)
+        found = self.objects(store).get(call.ident)
+        if found is not None and found.get("deleted"):
+            return _deleted(found)
+        return self.view(store, self.find(store, call.ident), expanded)
+
+    def changes(self, found: StripeObject, params: dict[str, Any]) -> dict[str, Any]:
+        """The writable fields `params` sets, all validated before any is applied."""
+        changed = read(params, self.writable)
+        if "metadata" in params:
+            changed["metadata"] = expect_metadata(params["metadata"], found["metadata"])
+        if "updated" in found:
+            changed["updated"] = now()
+        return changed
+
+    def update(self, store: Store, call: ApiCall) -> StripeObject:
+        params = expect_object(call.params, "", {*self.writable, "metadata", "expand"})
+        expanded = expansions(params, self.expandable)
+        found = self.find(store, call.ident)
+        found.update(self.changes(found, params))
+        return self.view(store, found, expanded)
+
+    def list(
+        self,
+        store: Store,
+        call: ApiCall,
+        wanted: Callable[[StripeObject], bool] = bool,
+        also: frozenset[str] = frozenset(),
+    ) -> StripeObject:
+        """A page of the objects whose fields match the filters given and that `wanted` keeps."""
+        params = expect_object(call.params, "", {*LIST_PARAMETERS, *self.filters, *also})
+        expanded = expansions(params, self.expandable, list_prefix="data.")
+        asked = read(params, self.filters)
+        found = [
+            obj
+            for obj in self.objects(store).values()
+            if not obj.get("deleted") and all(obj[k] == v for k, v in asked.items()) and wanted(obj)
+        ]
+        return _page(call, found, self.path, self.kind, lambda obj: self.view(store, obj, expanded))
 
 
 def _page(
@@ -80,60 +187,33 @@ def _deleted(obj: StripeObject) -> StripeObject:
     return {"id": obj["id"], "object": obj["object"], "deleted": True}
 
 
-def _text_fields(params: dict[str, Any], limits: dict[str, int], *, clearable: bool) -> dict[str, Any]:
-    read = expect_clearable_string if clearable else expect_string
-    return {name: read(params[name], name, limit) for name, limit in limits.items() if name in params}
+def _metadata(params: dict[str, Any]) -> dict[str, str] | None:
+    return expect_metadata(params["metadata"]) if "metadata" in params else None
 
 
-def _customer_fields(params: dict[str, Any], *, clearable: bool) -> dict[str, Any]:
-    fields = _text_fields(params, CUSTOMER_TEXT, clearable=clearable)
-    if fields.get("email") and not re.fullmatch(r"[^@\s]+@[^@\s]+", fields["email"]):
-        raise StripeRequestError(400, "Invalid email address", param="email", code="email_invalid")
-    if "preferred_locales" in params:
-        locales = expect_list(params["preferred_locales"], "preferred_locales", max_items=10)
-        fields["preferred_locales"] = [
-            expect_string(locale, f"preferred_locales[{i}]", 20) for i, locale in enumerate(locales)
-        ]
-    return fields
-
-
-def _customer(store: Store, customer_id: str, param: str = "") -> StripeObject:
-    customer = store.live_customer(customer_id)
-    if customer is None:
-        raise no_such("customer", customer_id, param)
-    return customer
+CUSTOMERS = Collection(
+    "customer",
+    "customers",
+    writable={
+        "email": email,
+        "name": text(256),
+        "description": text(350),
+        "phone": text(20),
+        "preferred_locales": locales,
+    },
+    filters={"email": text(512)},
+)
 
 
 def create_customer(store: Store, call: ApiCall) -> StripeObject:
-    params = expect_object(call.params, "", {*CUSTOMER_TEXT, "metadata", "preferred_locales", "expand"})
-    expansions(params, frozenset())
-    fields = _customer_fields(params, clearable=False)
-    metadata = expect_metadata(params["metadata"]) if "metadata" in params else None
-    return store.create_customer(**fields, metadata=metadata)
-
-
-def retrieve_customer(store: Store, call: ApiCall) -> StripeObject:
-    expansions(expect_object(call.params, "", {"expand"}), frozenset())
-    customer = store.customers.get(call.ident)
-    if customer is None:
-        raise no_such("customer", call.ident)
-    return customer if not customer.get("deleted") else _deleted(customer)
-
-
-def update_customer(store: Store, call: ApiCall) -> StripeObject:
-    params = expect_object(call.params, "", {*CUSTOMER_TEXT, "metadata", "preferred_locales", "expand"})
-    expansions(params, frozenset())
-    customer = _customer(store, call.ident)
-    fields = _customer_fields(params, clearable=True)
-    if "metadata" in params:
-        fields["metadata"] = expect_metadata(params["metadata"], customer["metadata"])
-    customer.update(fields)
-    return customer
+    params = expect_object(call.params, "", {*CUSTOMERS.writable, "metadata", "expand"})
+    expansions(params, CUSTOMERS.expandable)
+    return store.create_customer(**read(params, CUSTOMERS.writable), metadata=_metadata(params))
 
 
 def delete_customer(store: Store, call: ApiCall) -> StripeObject:
     expect_object(call.params, "", set())
-    customer = _customer(store, call.ident)
+    customer = CUSTOMERS.find(store, call.ident)
     # Deleting a customer cancels its subscriptions at once.
     for subscription in store.subscriptions.values():
         if subscription["customer"] == customer["id"] and subscription["status"] not in ENDED:
@@ -142,72 +222,33 @@ def delete_customer(store: Store, call: ApiCall) -> StripeObject:
     return _deleted(customer)
 
 
-def list_customers(store: Store, call: ApiCall) -> StripeObject:
-    params = expect_object(call.params, "", {*LIST_PARAMETERS, "email"})
-    expansions(params, frozenset(), list_prefix="data.")
-    email = expect_string(params["email"], "email", 512) if "email" in params else None
-    found = [c for c in store.customers.values() if not c.get("deleted") and email in (None, c["email"])]
-    return _page(call, found, "/v1/customers", "customer", lambda c: c)
-
-
-PRODUCT_WRITABLE = {"name", "active", "description", "metadata", "expand"}
+PRODUCTS = Collection(
+    "product",
+    "products",
+    {"default_price": "prices"},
+    writable={"name": text(250), "active": expect_boolean, "description": clearable()},
+    filters={"active": expect_boolean},
+)
 
 
 def create_product(store: Store, call: ApiCall) -> StripeObject:
-    params = expect_object(call.params, "", {*PRODUCT_WRITABLE, "id"})
-    expansions(params, frozenset())
-    name = expect_string(require(params, "name"), "name", 250)
+    params = expect_object(call.params, "", {*PRODUCTS.writable, "id", "metadata", "expand"})
+    expanded = expansions(params, PRODUCTS.expandable)
+    fields = read(params, {**PRODUCTS.writable, "name": text(250), "description": text()})
+    if "name" not in fields:
+        raise missing("name")
     product_id = expect_string(params["id"], "id", 250) if "id" in params else None
     if product_id in store.products:
         raise StripeRequestError(
             400, f"Product already exists: {product_id}", param="id", code="resource_already_exists"
         )
-    return store.create_product(
-        name,
-        product_id=product_id,
-        active=expect_boolean(params["active"], "active") if "active" in params else True,
-        description=expect_string(params["description"], "description") if "description" in params else None,
-        metadata=expect_metadata(params["metadata"]) if "metadata" in params else None,
-    )
-
-
-def _product(store: Store, product_id: str, param: str = "") -> StripeObject:
-    if product_id not in store.products:
-        raise no_such("product", product_id, param)
-    return store.products[product_id]
-
-
-def _product_view(store: Store, product: StripeObject, expanded: set[str]) -> StripeObject:
-    view = copy.deepcopy(product)
-    if "default_price" in expanded and view["default_price"]:
-        view["default_price"] = copy.deepcopy(store.prices[view["default_price"]])
-    return view
-
-
-def retrieve_product(store: Store, call: ApiCall) -> StripeObject:
-    expanded = expansions(expect_object(call.params, "", {"expand"}), frozenset({"default_price"}))
-    return _product_view(store, _product(store, call.ident), expanded)
-
-
-def update_product(store: Store, call: ApiCall) -> StripeObject:
-    params = expect_object(call.params, "", PRODUCT_WRITABLE)
-    expanded = expansions(params, frozenset({"default_price"}))
-    product = _product(store, call.ident)
-    if "name" in params:
-        product["name"] = expect_string(params["name"], "name", 250)
-    if "active" in params:
-        product["active"] = expect_boolean(params["active"], "active")
-    if "description" in params:
-        product["description"] = expect_clearable_string(params["description"], "description")
-    if "metadata" in params:
-        product["metadata"] = expect_metadata(params["metadata"], product["metadata"])
-    product["updated"] = now()
-    return _product_view(store, product, expanded)
+    product = store.create_product(**fields, product_id=product_id, metadata=_metadata(params))
+    return PRODUCTS.view(store, product, expanded)
 
 
 def delete_product(store: Store, call: ApiCall) -> StripeObject:
     expect_object(call.params, "", set())
-    product = _product(store, call.ident)
+    product = PRODUCTS.find(store, call.ident)
     if any(price["product"] == product["id"] for price in store.prices.values()):
         raise StripeRequestError(
             400, "This product cannot be deleted because it has one or more user-created prices."
@@ -216,28 +257,18 @@ def delete_product(store: Store, call: ApiCall) -> StripeObject:
     return _deleted(product)
 
 
-def list_products(store: Store, call: ApiCall) -> StripeObject:
-    params = expect_object(call.params, "", {*LIST_PARAMETERS, "active"})
-    expanded = expansions(params, frozenset({"default_price"}), list_prefix="data.")
-    active = expect_boolean(params["active"], "active") if "active" in params else None
-    found = [p for p in store.products.values() if active in (None, p["active"])]
-    return _page(call, found, "/v1/products", "product", lambda p: _product_view(store, p, expanded))
-
-
-PRICE_WRITABLE = {"active", "metadata", "nickname", "lookup_key", "expand"}
-
-
-def _price_view(store: Store, price: StripeObject, expanded: set[str]) -> StripeObject:
-    view = copy.deepcopy(price)
-    if "product" in expanded:
-        view["product"] = copy.deepcopy(store.products[view["product"]])
-    return view
-
-
-def _price(store: Store, price_id: str, param: str = "") -> StripeObject:
-    if price_id not in store.prices:
-        raise no_such("price", price_id, param)
-    return store.prices[price_id]
+PRICES = Collection(
+    "price",
+    "prices",
+    {"product": "products"},
+    writable={"active": expect_boolean, "nickname": text(), "lookup_key": text(200)},
+    filters={
+        "active": expect_boolean,
+        "product": text(),
+        "type": lambda value, param: expect_enum(value, param, ("one_time", "recurring")),
+        "currency": text(3),
+    },
+)
 
 
 def _recurring(value: Any) -> tuple[str, int]:
@@ -253,13 +284,15 @@ def _recurring(value: Any) -> tuple[str, int]:
 
 def create_price(store: Store, call: ApiCall) -> StripeObject:
     params = expect_object(
-        call.params, "", {*PRICE_WRITABLE, "currency", "product", "unit_amount", "recurring"}
+        call.params,
+        "",
+        {*PRICES.writable, "metadata", "expand", "currency", "product", "unit_amount", "recurring"},
     )
-    expanded = expansions(params, frozenset({"product"}))
+    expanded = expansions(params, PRICES.expandable)
     currency = expect_string(require(params, "currency"), "currency", 3)
     if not re.fullmatch(r"[a-z]{3}", currency):
         raise invalid("currency", "must be a three-letter ISO currency code in lowercase")
-    product = _product(store, expect_string(require(params, "product"), "product"), "product")
+    product = PRODUCTS.find(store, expect_string(require(params, "product"), "product"), "product")
     unit_amount = expect_integer(require(params, "unit_amount"), "unit_amount", 0, 99999999)
     interval, count = _recurring(params["recurring"]) if "recurring" in params else (None, 1)
     price = store.create_price(
@@ -268,52 +301,10 @@ def create_price(store: Store, call: ApiCall) -> StripeObject:
         currency,
         interval=interval,
         interval_count=count,
-        active=expect_boolean(params["active"], "active") if "active" in params else True,
-        nickname=expect_string(params["nickname"], "nickname") if "nickname" in params else None,
-        lookup_key=expect_string(params["lookup_key"], "lookup_key", 200) if "lookup_key" in params else None,
-        metadata=expect_metadata(params["metadata"]) if "metadata" in params else None,
+        metadata=_metadata(params),
+        **read(params, PRICES.writable),
     )
-    return _price_view(store, price, expanded)
-
-
-def retrieve_price(store: Store, call: ApiCall) -> StripeObject:
-    expanded = expansions(expect_object(call.params, "", {"expand"}), frozenset({"product"}))
-    return _price_view(store, _price(store, call.ident), expanded)
-
-
-def update_price(store: Store, call: ApiCall) -> StripeObject:
-    params = expect_object(call.params, "", PRICE_WRITABLE)
-    expanded = expansions(params, frozenset({"product"}))
-    price = _price(store, call.ident)
-    if "active" in params:
-        price["active"] = expect_boolean(params["active"], "active")
-    for name in ("nickname", "lookup_key"):
-        if name in params:
-            price[name] = expect_clearable_string(params[name], name, 200)
-    if "metadata" in params:
-        price["metadata"] = expect_metadata(params["metadata"], price["metadata"])
-    return _price_view(store, price, expanded)
-
-
-def list_prices(store: Store, call: ApiCall) -> StripeObject:
-    params = expect_object(call.params, "", {*LIST_PARAMETERS, "active", "product", "type", "currency"})
-    expanded = expansions(params, frozenset({"product"}), list_prefix="data.")
-    active = expect_boolean(params["active"], "active") if "active" in params else None
-    product = expect_string(params["product"], "product") if "product" in params else None
-    kind = expect_enum(params["type"], "type", ("one_time", "recurring")) if "type" in params else None
-    currency = expect_string(params["currency"], "currency", 3) if "currency" in params else None
-    found = [
-        p
-        for p in store.prices.values()
-        if active in (None, p["active"])
-        and product in (None, p["product"])
-        and kind in (None, p["type"])
-        and currency in (None, p["currency"])
-    ]
-    return _page(call, found, "/v1/prices", "price", lambda p: _price_view(store, p, expanded))
-
-
-ENDED = ("canceled", "incomplete_expired")
+    return PRICES.view(store, price, expanded)
 
 
 def plan_of(price: StripeObject) -> StripeObject:
@@ -342,31 +333,30 @@ def plan_of(price: StripeObject) -> StripeObject:
     }
 
 
-def subscription_view(store: Store, subscription: StripeObject, expanded: set[str]) -> StripeObject:
-    items = []
-    for item in subscription["items"]:
-        price = _price_view(store, store.prices[item["price"]], set())
-        if "items.data.price.product" in expanded:
-            price["product"] = copy.deepcopy(store.products[price["product"]])
-        items.append({**copy.deepcopy(item), "price": price, "plan": plan_of(store.prices[item["price"]])})
-    view = {
-        **copy.deepcopy(subscription),
-        "items": {
-            "object": "list",
-            "data": items,
-            "has_more": False,
-            "url": f"/v1/subscription_items?subscription={subscription['id']}",
-        },
-    }
-    if "customer" in expanded:
-        view["customer"] = copy.deepcopy(store.customers[subscription["customer"]])
-    return view
+def _with_items(store: Store, subscription: StripeObject, expanded: set[str]) -> StripeObject:
+    """Items as Stripe lists them on a subscription: each with its full price and its plan."""
+    price_expansions = {"product"} if "items.data.price.product" in expanded else set()
+    data = [
+        {
+            **item,
+            "price": PRICES.view(store, store.prices[item["price"]], price_expansions),
+            "plan": plan_of(store.prices[item["price"]]),
+        }
+        for item in subscription["items"]
+    ]
+    url = f"/v1/subscription_items?subscription={subscription['id']}"
+    return {**subscription, "items": {"object": "list", "data": data, "has_more": False, "url": url}}
 
 
-def _subscription(store: Store, subscription_id: str) -> StripeObject:
-    if subscription_id not in store.subscriptions:
-        raise no_such("subscription", subscription_id)
-    return store.subscriptions[subscription_id]
+SUBSCRIPTIONS = Collection(
+    "subscription",
+    "subscriptions",
+    {"customer": "customers"},
+    writable={"description": clearable(500), "cancel_at_period_end": expect_boolean},
+    filters={"customer": text()},
+    nested=frozenset({"items.data.price.product"}),
+    shaped=_with_items,
+)
 
 
 def _items(store: Store, value: Any) -> list[tuple[str, int]]:
@@ -377,9 +367,8 @@ def _items(store: Store, value: Any) -> list[tuple[str, int]]:
     for index, raw in enumerate(items):
         param = f"items[{index}]"
         item = expect_object(raw, param, {"price", "quantity"})
-        price = _price(
-            store, expect_string(require(item, "price", param), f"{param}[price]"), f"{param}[price]"
-        )
+        price_id = expect_string(require(item, "price", param), f"{param}[price]")
+        price = PRICES.find(store, price_id, f"{param}[price]")
         if not price["active"] or price["recurring"] is None:
             raise invalid(f"{param}[price]", "must be an active recurring price")
         quantity = expect_integer(item["quantity"], f"{param}[quantity]") if "quantity" in item else 1
@@ -398,30 +387,26 @@ def create_subscription(store: Store, call: ApiCall) -> StripeObject:
         call.params,
         "",
         {
+            *SUBSCRIPTIONS.writable,
             "customer",
             "items",
             "metadata",
-            "description",
-            "cancel_at_period_end",
             "trial_period_days",
             "payment_behavior",
             "expand",
         },
     )
-    expanded = expansions(params, SUBSCRIPTION_EXPANSIONS)
-    customer = _customer(store, expect_string(require(params, "customer"), "customer"), "customer")
+    expanded = expansions(params, SUBSCRIPTIONS.expandable)
+    customer = CUSTOMERS.find(store, expect_string(require(params, "customer"), "customer"), "customer")
     items = _items(store, require(params, "items"))
     trial_days = (
         expect_integer(params["trial_period_days"], "trial_period_days", 1, 730)
         if "trial_period_days" in params
         else None
     )
+    behaviors = ("allow_incomplete", "default_incomplete", "error_if_incomplete", "pending_if_incomplete")
     behavior = (
-        expect_enum(
-            params["payment_behavior"],
-            "payment_behavior",
-            ("allow_incomplete", "default_incomplete", "error_if_incomplete", "pending_if_incomplete"),
-        )
+        expect_enum(params["payment_behavior"], "payment_behavior", behaviors)
         if "payment_behavior" in params
         else "allow_incomplete"
     )
@@ -437,72 +422,56 @@ def create_subscription(store: Store, call: ApiCall) -> StripeObject:
         customer["id"],
         items,
         status="trialing" if trial_days else "incomplete",
-        cancel_at_period_end=(
-            expect_boolean(params["cancel_at_period_end"], "cancel_at_period_end")
-            if "cancel_at_period_end" in params
-            else False
-        ),
-        description=expect_string(params["description"], "description", 500)
-        if "description" in params
-        else None,
-        metadata=expect_metadata(params["metadata"]) if "metadata" in params else None,
+        metadata=_metadata(params),
         trial_days=trial_days,
+        **read(params, {**SUBSCRIPTIONS.writable, "description": text(500)}),
     )
-    return subscription_view(store, subscription, expanded)
+    return SUBSCRIPTIONS.view(store, subscription, expanded)
 
 
-def retrieve_subscription(store: Store, call: ApiCall) -> StripeObject:
-    expanded = expansions(expect_object(call.params, "", {"expand"}), SUBSCRIPTION_EXPANSIONS)
-    return subscription_view(store, _subscription(store, call.ident), expanded)
+FEEDBACK = (
+    "customer_service",
+    "low_quality",
+    "missing_features",
+    "other",
+    "switched_service",
+    "too_complex",
+    "too_expensive",
+    "unused",
+)
 
 
 def _cancellation_details(value: Any) -> dict[str, str | None]:
-    details = expect_object(value, "cancellation_details", {"comment", "feedback"})
+    param = "cancellation_details"
+    details = expect_object(value, param, {"comment", "feedback"})
     feedback = details.get("feedback") or None
-    if feedback is not None:
-        feedback = expect_enum(
-            feedback,
-            "cancellation_details[feedback]",
-            (
-                "customer_service",
-                "low_quality",
-                "missing_features",
-                "other",
-                "switched_service",
-                "too_complex",
-                "too_expensive",
-                "unused",
-            ),
-        )
-    comment = (
-        expect_clearable_string(details["comment"], "cancellation_details[comment]", 5000)
-        if "comment" in details
-        else None
-    )
-    return {"comment": comment, "feedback": feedback}
+    comment = details.get("comment") or None
+    return {
+        "comment": None if comment is None else expect_string(comment, f"{param}[comment]"),
+        "feedback": None if feedback is None else expect_enum(feedback, f"{param}[feedback]", FEEDBACK),
+    }
 
 
 def update_subscription(store: Store, call: ApiCall) -> StripeObject:
     params = expect_object(
-        call.params, "", {"cancel_at_period_end", "cancellation_details", "description", "metadata", "expand"}
+        call.params, "", {*SUBSCRIPTIONS.writable, "cancellation_details", "metadata", "expand"}
     )
-    expanded = expansions(params, SUBSCRIPTION_EXPANSIONS)
-    subscription = _subscription(store, call.ident)
+    expanded = expansions(params, SUBSCRIPTIONS.expandable)
+    subscription = SUBSCRIPTIONS.find(store, call.ident)
     if subscription["status"] in ENDED and set(params) - {"cancellation_details", "metadata", "expand"}:
         raise StripeRequestError(
             400, "A canceled subscription can only update its cancellation_details and metadata."
         )
-    if "cancel_at_period_end" in params:
-        schedule_cancellation(
-            subscription, expect_boolean(params["cancel_at_period_end"], "cancel_at_period_end")
-        )
-    if "cancellation_details" in params:
-        subscription["cancellation_details"].update(_cancellation_details(params["cancellation_details"]))
-    if "description" in params:
-        subscription["description"] = expect_clearable_string(params["description"], "description", 500)
-    if "metadata" in params:
-        subscription["metadata"] = expect_metadata(params["metadata"], subscription["metadata"])
-    return subscription_view(store, subscription, expanded)
+    changes = SUBSCRIPTIONS.changes(subscription, params)
+    details = (
+        _cancellation_details(params["cancellation_details"]) if "cancellation_details" in params else {}
+    )
+    ending = changes.pop("cancel_at_period_end", None)
+    subscription.update(changes)
+    if ending is not None:
+        schedule_cancellation(subscription, ending)
+    subscription["cancellation_details"].update(details)
+    return SUBSCRIPTIONS.view(store, subscription, expanded)
 
 
 def _end(subscription: StripeObject) -> None:
@@ -513,8 +482,8 @@ def _end(subscription: StripeObject) -> None:
 
 def cancel_subscription(store: Store, call: ApiCall) -> StripeObject:
     params = expect_object(call.params, "", {"cancellation_details", "invoice_now", "prorate", "expand"})
-    expanded = expansions(params, SUBSCRIPTION_EXPANSIONS)
-    subscription = _subscription(store, call.ident)
+    expanded = expansions(params, SUBSCRIPTIONS.expandable)
+    subscription = SUBSCRIPTIONS.find(store, call.ident)
     for flag in ("invoice_now", "prorate"):
         if flag in params:
             expect_boolean(params[flag], flag)
@@ -526,13 +495,11 @@ def cancel_subscription(store: Store, call: ApiCall) -> StripeObject:
         raise no_such("subscription", subscription["id"])
     _end(subscription)
     subscription["cancellation_details"].update(details)
-    return subscription_view(store, subscription, expanded)
+    return SUBSCRIPTIONS.view(store, subscription, expanded)
 
 
 def list_subscriptions(store: Store, call: ApiCall) -> StripeObject:
-    params = expect_object(call.params, "", {*LIST_PARAMETERS, "customer", "status", "price"})
-    expanded = expansions(params, SUBSCRIPTION_EXPANSIONS, list_prefix="data.")
-    customer = expect_string(params["customer"], "customer") if "customer" in params else None
+    params = call.params
     price = expect_string(params["price"], "price") if "price" in params else None
     status = (
         expect_enum(params["status"], "status", (*SUBSCRIPTION_STATUSES, "all", "ended"))
@@ -541,43 +508,40 @@ def list_subscriptions(store: Store, call: ApiCall) -> StripeObject:
     )
 
     def wanted(subscription: StripeObject) -> bool:
+        if price is not None and all(item["price"] != price for item in subscription["items"]):
+            return False
         if status is None:
             return bool(subscription["status"] != "canceled")
         if status == "ended":
             return bool(subscription["status"] in ENDED)
         return status in ("all", subscription["status"])
 
-    found = [
-        s
-        for s in store.subscriptions.values()
-        if customer in (None, s["customer"])
-        and (price is None or any(item["price"] == price for item in s["items"]))
-        and wanted(s)
-    ]
-    return _page(
-        call, found, "/v1/subscriptions", "subscription", lambda s: subscription_view(store, s, expanded)
-    )
+    return SUBSCRIPTIONS.list(store, call, wanted, also=frozenset({"price", "status"}))
 
 
 ID = r"(?P<ident>[^/]+)"
+
+
+def collection_routes(collection: Collection) -> tuple[Route, ...]:
+    return (
+        Route("GET", collection.path, collection.list),
+        Route("GET", f"{collection.path}/{ID}", collection.retrieve),
+        Route("POST", f"{collection.path}/{ID}", collection.update),
+    )
+
+
 ROUTES = (
     Route("POST", "/v1/customers", create_customer),
-    Route("GET", "/v1/customers", list_customers),
-    Route("GET", f"/v1/customers/{ID}", retrieve_customer),
-    Route("POST", f"/v1/customers/{ID}", update_customer),
+    *collection_routes(CUSTOMERS),
     Route("DELETE", f"/v1/customers/{ID}", delete_customer),
     Route("POST", "/v1/products", create_product),
-    Route("GET", "/v1/products", list_products),
-    Route("GET", f"/v1/products/{ID}", retrieve_product),
-    Route("POST", f"/v1/products/{ID}", update_product),
+    *collection_routes(PRODUCTS),
     Route("DELETE", f"/v1/products/{ID}", delete_product),
     Route("POST", "/v1/prices", create_price),
-    Route("GET", "/v1/prices", list_prices),
-    Route("GET", f"/v1/prices/{ID}", retrieve_price),
-    Route("POST", f"/v1/prices/{ID}", update_price),
+    *collection_routes(PRICES),
     Route("POST", "/v1/subscriptions", create_subscription),
     Route("GET", "/v1/subscriptions", list_subscriptions),
-    Route("GET", f"/v1/subscriptions/{ID}", retrieve_subscription),
+    Route("GET", f"/v1/subscriptions/{ID}", SUBSCRIPTIONS.retrieve),
     Route("POST", f"/v1/subscriptions/{ID}", update_subscription),
     Route("DELETE", f"/v1/subscriptions/{ID}", cancel_subscription),
 )

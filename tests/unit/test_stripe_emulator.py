@@ -506,7 +506,10 @@ class TestSubscriptionEndpoints:
     def test_cancel_at_period_end_sets_and_clears_the_end(self, stripe, world):
         api = client(stripe)
 
-        ending = api.v1.subscriptions.update(world["subscription"], params={"cancel_at_period_end": True})
+        ending = api.v1.subscriptions.update(
+            world["subscription"],
+            params={"cancel_at_period_end": True, "cancellation_details": {"comment": "moving on"}},
+        )
         refused = refusal(
             stripe,
             {
@@ -523,6 +526,8 @@ class TestSubscriptionEndpoints:
         assert ending.cancel_at_period_end is True
         assert ending.cancel_at == ending["items"].data[0].current_period_end
         assert ending.canceled_at is not None
+        assert ending.cancellation_details is not None
+        assert ending.cancellation_details.comment == "moving on"
         assert refused.param == "flow_data[subscription_cancel][subscription]"
         assert (resumed.cancel_at_period_end, resumed.cancel_at, resumed.canceled_at) == (False, None, None)
 
@@ -531,7 +536,9 @@ class TestSubscriptionEndpoints:
         [
             ({"pause_forever": "true"}, "pause_forever"),
             ({"cancel_at_period_end": "maybe"}, "cancel_at_period_end"),
+            ({"cancel_at_period_end": "true", "metadata": {"k" * 41: "v"}}, f"metadata[{'k' * 41}]"),
         ],
+        ids=["unknown parameter", "not a boolean", "a bad value beside a good one changes nothing"],
     )
     def test_update_is_strict(self, stripe, world, params, param):
         with pytest.raises(stripe_sdk.InvalidRequestError) as raised:

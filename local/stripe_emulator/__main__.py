@@ -20,4 +20,5 @@ def main() -> None:
         emulator.shutdown()
 
 
-main()
+if __name__ == "__main__":
+    main()

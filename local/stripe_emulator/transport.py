@@ -80,9 +80,9 @@ class Transport:
             return [replace(r, params=copy.deepcopy(r.params)) for r in self.traffic.requests]
 
     def serve(self, port: int = 0) -> str:
-        self._server = serve_in_background(
-            self.respond, "stripe-emulator", port, methods=("GET", "POST", "DELETE")
-        )
+        # Stripe answers any method with JSON; those it has no route for get "Unrecognized request URL".
+        methods = ("GET", "POST", "DELETE", "PUT", "PATCH")
+        self._server = serve_in_background(self.respond, "stripe-emulator", port, methods)
         return self.url
 
     def shutdown(self) -> None:

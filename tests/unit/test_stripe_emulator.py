@@ -6,6 +6,7 @@ is refused what that version lacks; parameters are as strict as Stripe's.
 
 from __future__ import annotations
 
+import json
 import typing
 import urllib.error
 import urllib.request
@@ -628,6 +629,21 @@ def test_a_bad_api_key_is_401(stripe, world):
 
     with pytest.raises(stripe_sdk.AuthenticationError):
         bad.v1.billing_portal.sessions.create(params={"customer": world["customer"]})
+
+
+@pytest.mark.parametrize(("method", "path"), [("PUT", "/v1/customers"), ("DELETE", "/v1/prices/price_x")])
+def test_a_method_stripe_has_no_route_for_gets_its_json_404(stripe, method, path):
+    request = urllib.request.Request(
+        f"{stripe.url}{path}", method=method, headers={"Authorization": f"Bearer {API_KEY}"}
+    )
+
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(request, timeout=5)
+
+    assert raised.value.code == 404
+    assert (
+        json.loads(raised.value.read())["error"]["message"] == f"Unrecognized request URL ({method}: {path})."
+    )
 
 
 def test_idempotency_key_reused_with_other_parameters_is_refused(stripe):

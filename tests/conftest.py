@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
+import stripe as stripe_sdk
 from moto import mock_aws
 
 from local import demo
@@ -38,6 +39,12 @@ def emulator_server() -> Iterator[StripeEmulator]:
 def stripe(emulator_server: StripeEmulator) -> StripeEmulator:
     emulator_server.reset()
     return emulator_server
+
+
+@pytest.fixture
+def stripe_api(stripe: StripeEmulator) -> stripe_sdk.StripeClient:
+    """A StripeClient on the emulator, to change its state through Stripe's API as an app would."""
+    return stripe_sdk.StripeClient(API_KEY, base_addresses={"api": stripe.url})
 
 
 @pytest.fixture

@@ -108,10 +108,10 @@ def test_with_a_stripe_key_the_dev_server_uses_that_stripe(other_stripe):
         status, headers = post(f"{server.origin}/portal", dev_token(server))
 
     assert status == 303
-    [session] = other_stripe.state.sessions.values()
+    [session] = other_stripe.sessions()
     assert headers["Location"] == session["url"]
-    assert [c["metadata"] for c in other_stripe.state.customers.values()] == [{"app_user_id": "demo-user"}]
-    assert other_stripe.state.subscriptions == {}
+    assert [c["metadata"] for c in other_stripe.customers()] == [{"app_user_id": "demo-user"}]
+    assert other_stripe.subscriptions() == []
     [create] = other_stripe.requests_to("POST", "/v1/customers")
     assert create.idempotency_key is not None
 

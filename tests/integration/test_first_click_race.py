@@ -43,9 +43,9 @@ def test_sixty_concurrent_first_clicks_create_one_customer(dynamodb, identity, s
     # Then every click got a portal session, all for the one customer that exists
     assert len(urls) == CONTAINERS
     assert len(set(urls)) == CONTAINERS
-    assert len(stripe.state.customers) == 1
-    [customer_id] = stripe.state.customers
-    assert {s["customer"] for s in stripe.state.sessions.values()} == {customer_id}
+    [customer] = stripe.customers()
+    customer_id = customer["id"]
+    assert {s["customer"] for s in stripe.sessions()} == {customer_id}
     items = dynamodb.scan(TableName=TABLE)["Items"]
     assert [(i["app_user_id"]["S"], i["stripe_customer_id"]["S"]) for i in items] == [("racer", customer_id)]
     # and the race was real: creates overlapped in flight (409 for the same idempotency key, then retried)
@@ -71,7 +71,7 @@ def test_a_row_written_meanwhile_by_another_container_wins(dynamodb, identity, s
     # Then the stored link is kept and the session is for the winner's customer
     items = dynamodb.scan(TableName=TABLE)["Items"]
     assert [i["stripe_customer_id"]["S"] for i in items] == [winner]
-    [session] = stripe.state.sessions.values()
+    [session] = stripe.sessions()
     assert session["customer"] == winner
 
 

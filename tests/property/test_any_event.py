@@ -124,7 +124,7 @@ def events(draw: st.DrawFn, token: str) -> dict[str, Any]:
 
 def stripe_writes(stripe: Any) -> int:
     """Stripe requests that change something; a refusal may have read a subscription, never written."""
-    return sum(1 for request in stripe.state.requests if request.method != "GET")
+    return sum(1 for request in stripe.requests() if request.method != "GET")
 
 
 def refused(response: dict[str, Any], stripe_url: str) -> bool:

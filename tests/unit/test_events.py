@@ -56,7 +56,7 @@ def test_event_gets_its_expected_status(dev_handler, stripe, name):
 
     assert response["statusCode"] == SPECS[name].expected_status, response.get("body")
     if response["statusCode"] == 303 and SPECS[name].user is not None:
-        [session] = stripe.state.sessions.values()
+        [session] = stripe.sessions()
         assert response["headers"]["Location"] == session["url"]
         flow = event.get("pathParameters", {}).get("flow")
         assert (session["flow"] or {}).get("type") == flow

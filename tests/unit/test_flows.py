@@ -67,7 +67,7 @@ def shop(stripe, aws) -> Shop:
     customer = stripe.add_customer(email="ann@example.com")
     subscription = stripe.add_subscription(customer, [monthly])
     link_customer(aws, "user-1", customer)
-    item = stripe.state.subscriptions[subscription]["items"][0]["id"]
+    item = stripe.subscription(subscription)["items"]["data"][0]["id"]
     return Shop(customer, subscription, item, monthly, annual, team, legacy)
 
 
@@ -104,7 +104,7 @@ def session_params(stripe):
 
 def assert_no_session(stripe) -> None:
     assert stripe.requests_to("POST", "/v1/billing_portal/sessions") == []
-    assert stripe.state.sessions == {}
+    assert stripe.sessions() == []
 
 
 class TestFlowData:
@@ -123,7 +123,7 @@ class TestFlowData:
         response = app("payment_method_update")
 
         assert response["statusCode"] == 303
-        [session] = stripe.state.sessions.values()
+        [session] = stripe.sessions()
         assert response["headers"]["Location"] == session["url"]
         assert session_params(stripe) == {
             "customer": shop.customer,
@@ -308,8 +308,8 @@ class TestLocale:
 
 
 class TestSubscriptionChoice:
-    def test_the_single_eligible_subscription_is_used(self, app, stripe, shop):
-        stripe.add_subscription(shop.customer, [shop.team], status="canceled")
+    def test_the_single_eligible_subscription_is_used(self, app, stripe, stripe_api, shop):
+        stripe_api.v1.subscriptions.cancel(stripe.add_subscription(shop.customer, [shop.team]))
 
         app("subscription_cancel")
 
@@ -336,8 +336,8 @@ class TestSubscriptionChoice:
 
         assert session_params(stripe)["flow_data"]["subscription_update"]["subscription"] == second
 
-    def test_no_eligible_subscription_is_409(self, app, stripe, shop):
-        stripe.state.subscriptions[shop.subscription]["status"] = "canceled"
+    def test_no_eligible_subscription_is_409(self, app, stripe, stripe_api, shop):
+        stripe_api.v1.subscriptions.cancel(shop.subscription)
 
         response = app("subscription_update", accept="application/json")
 
@@ -360,7 +360,7 @@ class TestSubscriptionChoice:
         response = app("payment_method_update", token=identity.token("newcomer"))
 
         assert response["statusCode"] == 303
-        assert len(stripe.state.customers) == 2
+        assert len(stripe.customers()) == 2
 
 
 class TestTampering:
@@ -378,32 +378,33 @@ class TestTampering:
         assert problem(response)["detail"] == problem(missing)["detail"]
         assert_no_session(stripe)
 
-    @pytest.mark.parametrize(
-        ("status", "cancel_at_period_end"),
-        [("canceled", False), ("incomplete_expired", False), ("active", True)],
-    )
-    def test_a_subscription_that_cannot_be_canceled_is_409(
-        self, app, stripe, shop, status, cancel_at_period_end
-    ):
-        stripe.state.subscriptions[shop.subscription].update(
-            status=status, cancel_at_period_end=cancel_at_period_end
-        )
+    @pytest.mark.parametrize("state", ["canceled", "incomplete_expired", "set to cancel at period end"])
+    def test_a_subscription_that_cannot_be_canceled_is_409(self, app, stripe, stripe_api, shop, state):
+        subscription = shop.subscription
+        if state == "canceled":
+            stripe_api.v1.subscriptions.cancel(subscription)
+        elif state == "set to cancel at period end":
+            stripe_api.v1.subscriptions.update(subscription, params={"cancel_at_period_end": True})
+        else:  # no endpoint leads here: a first payment that never succeeded
+            subscription = stripe.add_subscription(shop.customer, [shop.monthly], status=state)
 
-        response = app(
-            "subscription_cancel", form={"subscription": shop.subscription}, accept="application/json"
-        )
+        response = app("subscription_cancel", form={"subscription": subscription}, accept="application/json")
 
         assert response["statusCode"] == 409
         assert problem(response)["code"] == "subscription_not_cancelable"
         assert_no_session(stripe)
 
     @pytest.mark.parametrize("status", ["canceled", "past_due", "unpaid", "incomplete"])
-    def test_a_subscription_that_cannot_be_updated_is_409(self, app, stripe, shop, status):
-        stripe.state.subscriptions[shop.subscription]["status"] = status
+    def test_a_subscription_that_cannot_be_updated_is_409(self, app, stripe, stripe_api, shop, status):
+        subscription = shop.subscription
+        if status == "canceled":
+            stripe_api.v1.subscriptions.cancel(subscription)
+        else:  # billing states no endpoint sets
+            subscription = stripe.add_subscription(shop.customer, [shop.monthly], status=status)
 
         response = app(
             "subscription_update_confirm",
-            form={"subscription": shop.subscription, "price": shop.annual},
+            form={"subscription": subscription, "price": shop.annual},
             accept="application/json",
         )
 

@@ -14,7 +14,7 @@ from tests.conftest import APP, link_customer, problem, rows
 
 
 def nothing_happened(stripe, aws) -> None:
-    assert stripe.state.requests == []
+    assert stripe.requests() == []
     assert rows(aws) == []
 
 
@@ -139,7 +139,7 @@ def test_a_trailing_newline_does_not_pass_an_id_or_number_pattern(
     if path.endswith("subscription_cancel"):
         assert response["statusCode"] == 400
         assert problem(response)["param"] == field
-    assert stripe.state.requests == []
+    assert stripe.requests() == []
     assert rows(aws) == before
 
 

@@ -29,7 +29,7 @@ def test_signed_in_form_post_is_sent_to_a_new_portal_session(handler, identity, 
     assert response["statusCode"] == 303
     assert_security_headers(response)
     [session_call] = stripe.requests_to("POST", "/v1/billing_portal/sessions")
-    [session] = stripe.state.sessions.values()
+    [session] = stripe.sessions()
     assert response["headers"]["Location"] == session["url"]
     [customer_call] = stripe.requests_to("POST", "/v1/customers")
     assert customer_call.params == {
@@ -39,7 +39,8 @@ def test_signed_in_form_post_is_sent_to_a_new_portal_session(handler, identity, 
     }
     assert customer_call.idempotency_key == customer_idempotency_key("user-1")
     assert customer_call.stripe_version == "2026-10-28.endive"
-    [customer_id] = stripe.state.customers
+    [customer] = stripe.customers()
+    customer_id = customer["id"]
     assert session_call.params == {"customer": customer_id, "return_url": f"{APP}/account"}
     [row] = rows(aws)
     assert row["app_user_id"] == {"S": "user-1"}
@@ -54,7 +55,7 @@ def test_fetch_caller_asking_for_json_gets_the_url(handler, identity, stripe):
     assert response["statusCode"] == 200
     assert response["headers"]["Content-Type"] == "application/json"
     assert_security_headers(response)
-    [session] = stripe.state.sessions.values()
+    [session] = stripe.sessions()
     assert json.loads(response["body"]) == {"url": session["url"]}
 
 
@@ -62,7 +63,7 @@ def test_get_link_works_like_the_button(handler, identity, stripe):
     response = handler.request("GET", token=identity.token("user-1"))
 
     assert response["statusCode"] == 303
-    assert len(stripe.state.sessions) == 1
+    assert len(stripe.sessions()) == 1
 
 
 def test_returning_user_reuses_their_customer(handler, identity, stripe, aws):
@@ -72,7 +73,7 @@ def test_returning_user_reuses_their_customer(handler, identity, stripe, aws):
     handler.request(token=token)
 
     assert len(stripe.requests_to("POST", "/v1/customers")) == 1
-    sessions = list(stripe.state.sessions.values())
+    sessions = stripe.sessions()
     assert len(sessions) == 2
     assert sessions[0]["customer"] == sessions[1]["customer"]
     assert len(rows(aws)) == 1
@@ -110,7 +111,7 @@ def test_refuse_policy_answers_no_billing_account_and_creates_nothing(
 
     assert response["statusCode"] == 404
     assert problem(response)["code"] == "no_billing_account"
-    assert stripe.state.requests == []
+    assert stripe.requests() == []
     assert rows(aws) == []
 
 
@@ -143,7 +144,7 @@ def test_parameters_only_the_server_decides_are_refused_by_name(handler, identit
     body = problem(response)
     assert body["code"] == "unknown_parameter"
     assert body["param"] == param
-    assert stripe.state.requests == []
+    assert stripe.requests() == []
     assert rows(aws) == []
 
 
@@ -157,7 +158,7 @@ def test_parameter_given_twice_is_refused(handler, identity, stripe, aws):
 
     assert response["statusCode"] == 400
     assert problem(response)["param"] == "return_to"
-    assert stripe.state.requests == []
+    assert stripe.requests() == []
 
 
 def test_json_body_parameters_are_read(handler, identity, stripe):
@@ -179,7 +180,7 @@ def test_unreadable_bodies_are_refused(handler, identity, stripe, aws, body, con
 
     assert response["statusCode"] == 400
     assert problem(response)["param"] == "body"
-    assert stripe.state.requests == []
+    assert stripe.requests() == []
     assert rows(aws) == []
 
 
@@ -190,7 +191,7 @@ def test_the_portal_url_and_the_token_are_never_logged(handler, identity, stripe
     handler.request(token=token)
     handler.request(token=token, accept="application/json")
 
-    [first, second] = [s["url"] for s in stripe.state.sessions.values()]
+    [first, second] = [s["url"] for s in stripe.sessions()]
     records = [str(record.__dict__) for record in caplog.records]
     assert any("portal session created" in record for record in records)
     printed = capsys.readouterr()
@@ -204,7 +205,7 @@ class TestCookieSessions:
         response = handler.request(cookie=identity.token("user-1"), headers={"origin": APP})
 
         assert response["statusCode"] == 303
-        assert len(stripe.state.sessions) == 1
+        assert len(stripe.sessions()) == 1
 
     def test_cookie_post_marked_same_site_without_origin_is_accepted(self, handler, identity, stripe):
         response = handler.request(cookie=identity.token("user-1"), headers={"sec-fetch-site": "same-site"})
@@ -230,7 +231,7 @@ class TestCookieSessions:
 
         assert response["statusCode"] == 403
         assert problem(response)["code"] == "csrf_rejected"
-        assert stripe.state.requests == []
+        assert stripe.requests() == []
         assert rows(aws) == []
 
     def test_cross_site_navigation_goes_back_to_the_app_with_the_code(self, handler, identity, stripe):
@@ -240,7 +241,7 @@ class TestCookieSessions:
 
         assert response["statusCode"] == 303
         assert response["headers"]["Location"] == f"{APP}/account?portal_error=csrf_rejected"
-        assert stripe.state.requests == []
+        assert stripe.requests() == []
 
     def test_bearer_requests_need_no_origin(self, handler, identity):
         response = handler.request(token=identity.token("user-1"), headers={"origin": "https://evil.example"})
@@ -262,7 +263,7 @@ class TestBrowserNavigationErrors:
         assert f"{location.scheme}://{location.netloc}{location.path}" == f"{APP}/sign-in"
         assert parse_qs(location.query) == {"next": [f"{APP}/settings/billing"]}
         assert_security_headers(response)
-        assert stripe.state.requests == []
+        assert stripe.requests() == []
 
     def test_sign_in_next_falls_back_to_return_to(self, handler):
         response = handler.request(form={"return_to": f"{APP}/billing"}, headers={"origin": APP})
@@ -305,7 +306,7 @@ class TestJsonErrors:
         assert body["status"] == 401
         assert body["type"] == "urn:portal-links:problem:unauthenticated"
         assert body["correlation_id"]
-        assert stripe.state.requests == []
+        assert stripe.requests() == []
         assert rows(aws) == []
 
     def test_non_bearer_authorization_is_401(self, handler):
@@ -394,7 +395,7 @@ class TestStoreFailures:
         assert response["statusCode"] == 503
         assert problem(response)["code"] == "store_unavailable"
         assert response["headers"]["Retry-After"] == "5"
-        assert stripe.state.requests == []
+        assert stripe.requests() == []
 
     def test_unexpected_failure_is_500_with_correlation_id_and_no_detail(self, handler, identity, aws):
         aws.put_item(TableName=TABLE, Item={"app_user_id": {"S": "user-1"}})  # a corrupted row

@@ -94,7 +94,7 @@ def test_bad_tokens_are_401_and_nothing_is_created(handler, identity, stripe, aw
 
     assert response["statusCode"] == 401, name
     assert problem(response)["code"] == "unauthenticated"
-    assert stripe.state.requests == []
+    assert stripe.requests() == []
     assert rows(aws) == []
 
 
@@ -156,7 +156,7 @@ class TestCognitoTokens:
         response = cognito_access.request(token=token, accept="application/json")
 
         assert response["statusCode"] == 401
-        assert stripe.state.requests == []
+        assert stripe.requests() == []
 
     def test_id_token_mode_checks_audience_and_token_use(self, redeploy, handler, identity):
         redeploy(AUTH_TOKEN_USE="id")
@@ -209,7 +209,7 @@ class TestSigningKeys:
 
         assert response["statusCode"] == 503
         assert problem(response)["code"] == "identity_provider_unavailable"
-        assert stripe.state.requests == []
+        assert stripe.requests() == []
 
 
 RETURN_TO_TRICKS = [
@@ -258,7 +258,7 @@ def test_return_to_tricks_are_refused(handler, identity, stripe, aws, return_to)
     body = problem(response)
     assert body["code"] == "invalid_parameter"
     assert body["param"] == "return_to"
-    assert stripe.state.requests == []
+    assert stripe.requests() == []
     assert rows(aws) == []
 
 

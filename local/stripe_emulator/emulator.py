@@ -1,0 +1,84 @@
+"""The emulator as tests and `make dev` hold it: Stripe's state, read through copies, served on 127.0.0.1."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from local.stripe_emulator.resources import SUBSCRIPTIONS
+from local.stripe_emulator.state import StripeObject, StripeState
+from local.stripe_emulator.transport import Fault, RecordedRequest, Transport
+
+
+class StripeEmulator(StripeState):
+    """Seed it, serve it, point a StripeClient at `url`; read what happened through the accessors."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._transport = Transport(self)
+
+    def reset(self) -> None:
+        with self.lock:
+            super().reset()
+            self._transport.reset()
+
+    def customers(self) -> list[StripeObject]:
+        """The customers that exist (not deleted), oldest first."""
+        with self.lock:
+            return [copy.deepcopy(c) for c in self.store.customers.values() if not c.get("deleted")]
+
+    def subscriptions(self) -> list[StripeObject]:
+        """Every subscription, in any status, oldest first, as the API shows it."""
+        with self.lock:
+            return [SUBSCRIPTIONS.view(self.store, s, set()) for s in self.store.subscriptions.values()]
+
+    def subscription(self, subscription_id: str) -> StripeObject:
+        with self.lock:
+            return SUBSCRIPTIONS.view(self.store, self.store.subscriptions[subscription_id], set())
+
+    def sessions(self) -> list[StripeObject]:
+        """The portal sessions created, oldest first, with every field the newest API version has."""
+        with self.lock:
+            return copy.deepcopy(list(self.store.sessions.values()))
+
+    def requests(self) -> list[RecordedRequest]:
+        """Every API request received, in order, with its decoded parameters and the status answered."""
+        return self._transport.requests()
+
+    def requests_to(self, method: str, path: str) -> list[RecordedRequest]:
+        return [r for r in self.requests() if r.method == method and r.path == path]
+
+    def inject_fault(
+        self,
+        method: str,
+        path: str,
+        status: int = 500,
+        *,
+        delay: float = 0.0,
+        times: int = 1,
+        should_retry: bool | None = None,
+        error_type: str = "api_error",
+    ) -> None:
+        self._transport.add_fault(Fault(method, path, status, delay, times, should_retry, error_type))
+
+    def set_latency(self, method: str, path: str, seconds: float) -> None:
+        self._transport.set_latency(method, path, seconds)
+
+    @contextmanager
+    def serving(self, port: int = 0) -> Iterator[StripeEmulator]:
+        self.serve(port)
+        try:
+            yield self
+        finally:
+            self.shutdown()
+
+    def serve(self, port: int = 0) -> str:
+        return self._transport.serve(port)
+
+    def shutdown(self) -> None:
+        self._transport.shutdown()
+
+    @property
+    def url(self) -> str:
+        return self._transport.url

@@ -59,8 +59,12 @@ class StripeEmulator(StripeState):
         times: int = 1,
         should_retry: bool | None = None,
         error_type: str = "api_error",
+        truncate_body: bool = False,
     ) -> None:
-        self._transport.add_fault(Fault(method, path, status, delay, times, should_retry, error_type))
+        """The next `times` matching requests: wait `delay`, then fail with `status` (0: answer normally),
+        or, with `truncate_body`, answer with the JSON cut in half."""
+        fault = Fault(method, path, status, delay, times, should_retry, error_type, truncate_body)
+        self._transport.add_fault(fault)
 
     def set_latency(self, method: str, path: str, seconds: float) -> None:
         self._transport.set_latency(method, path, seconds)

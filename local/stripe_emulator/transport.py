@@ -35,6 +35,8 @@ class Fault:
     remaining: int = 1
     should_retry: bool | None = None
     error_type: str = "api_error"
+    # Answer normally but cut the JSON body short, as a connection dropped mid-body does (even on a 200).
+    truncate_body: bool = False
 
 
 @dataclass
@@ -45,6 +47,7 @@ class RecordedRequest:
     idempotency_key: str | None
     stripe_version: str | None
     status: int = 0
+    api_key: str | None = None
 
 
 @dataclass
@@ -103,16 +106,27 @@ class Transport:
             return Reply(status, page.encode(), [("Content-Type", "text/html; charset=utf-8")])
         pairs = parse_qsl(parts.query, keep_blank_values=True)
         pairs += parse_qsl(body.decode(errors="replace"), keep_blank_values=True)
-        status, payload, extra = self.handle(method, parts.path, pairs, headers)
+        (status, payload, extra), fault = self._handle(method, parts.path, pairs, headers)
         reply_headers = [("Content-Type", "application/json"), ("Request-Id", new_id("req")), *extra.items()]
-        return Reply(status, json.dumps(payload).encode(), reply_headers)
+        encoded = json.dumps(payload).encode()
+        if fault is not None and fault.truncate_body:
+            encoded = encoded[: len(encoded) // 2]
+        return Reply(status, encoded, reply_headers)
 
     def handle(
         self, method: str, path: str, pairs: list[tuple[str, str]], headers: dict[str, str]
     ) -> Outcome:
         """One API request → (status, JSON body, extra headers)."""
+        return self._handle(method, path, pairs, headers)[0]
+
+    def _handle(
+        self, method: str, path: str, pairs: list[tuple[str, str]], headers: dict[str, str]
+    ) -> tuple[Outcome, Fault | None]:
         key = headers.get("idempotency-key")
-        record = RecordedRequest(method, path, {}, key, headers.get("stripe-version"))
+        _, _, api_key = headers.get("authorization", "").partition(" ")
+        record = RecordedRequest(
+            method, path, {}, key, headers.get("stripe-version"), api_key=api_key or None
+        )
         with self._state.lock:
             self.traffic.requests.append(record)
             fault = self._take_fault(method, path)
@@ -127,7 +141,7 @@ class Transport:
         except StripeRequestError as error:
             status, body, extra = error.status, error.body(), error.headers
         record.status = status
-        return status, body, extra
+        return (status, body, extra), fault
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         for fault in self.traffic.faults:

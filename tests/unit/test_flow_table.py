@@ -69,3 +69,26 @@ def _subscription():
     return Subscription(
         "sub_1", "cus_1", "active", False, (SubscriptionItem("si_1", "price_a", "prod_1", 1),)
     )
+
+
+def test_the_emulator_knows_exactly_the_flow_types_of_the_table():
+    from local.stripe_emulator.billing_portal import ADDED_IN
+
+    assert {kind for added in ADDED_IN.values() for kind in added.flow_types} == set(FLOWS)
+
+
+@pytest.mark.parametrize("name", FLOWS)
+def test_the_emulator_gates_each_flow_on_the_version_the_table_names(name):
+    from local.stripe_emulator.billing_portal import known_to
+
+    since = FLOWS[name].since_api_version
+    assert name in known_to(since or "2020-01-01").flow_types
+    if since is not None:
+        assert name not in known_to("2020-01-01").flow_types
+        assert name not in known_to(_day_before(since)).flow_types
+
+
+def _day_before(version: str) -> str:
+    from datetime import date, timedelta
+
+    return (date.fromisoformat(version[:10]) - timedelta(days=1)).isoformat()

@@ -11,23 +11,13 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from local.apigw import http_api_event
+from portal_links.flows import FLOWS as FLOW_TABLE
 from tests.conftest import APP, rows
 
 METHODS = st.sampled_from(
     ["POST"] * 6 + ["GET"] * 3 + ["PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"]
 ) | st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=8)
-FLOWS = st.sampled_from(
-    [
-        "payment_method_update",
-        "subscription_cancel",
-        "subscription_update",
-        "subscription_update_confirm",
-        "customer_update",
-        "subscription_pause",
-        "nope",
-        "",
-    ]
-) | st.text(max_size=20)
+FLOWS = st.sampled_from([*FLOW_TABLE, "nope", ""]) | st.text(max_size=20)
 PATHS = st.one_of(
     st.just("/portal"),
     FLOWS.map(lambda flow: f"/portal/{flow}"),

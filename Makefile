@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 PYTEST := $(BIN)/python -m pytest
 PORT ?= 3000
 # The layer package and the handler, importable as Lambda sees them (/opt/python and the task root).
-RUN_LOCAL := PYTHONPATH=layers/shared:functions/portal $(BIN)/python -m
+RUN_LOCAL := PYTHONPATH=layers/shared:functions/portal:functions/webhook $(BIN)/python -m
 
 .PHONY: dev test lint types validate build unit property integration layer-check browser-deps browser invoke clean
 

@@ -11,7 +11,7 @@ import base64
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,7 @@ Integration = Callable[[dict[str, Any]], dict[str, Any]]
 class Route:
     method: str  # or ANY
     path: str  # as in the template: /portal/{flow}
+    function: str = ""  # the template's logical id of the function the route invokes
 
     @property
     def key(self) -> str:
@@ -118,7 +119,7 @@ class HttpApi:
 
     routes: tuple[Route, ...]
     cors: CorsConfiguration | None
-    integration: Integration
+    integrations: Mapping[str, Integration]  # by the function's logical id
 
     def answer(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Reply:
         if self.cors is not None and self.cors.is_preflight(method, headers):
@@ -136,7 +137,7 @@ class HttpApi:
             route_key=route.key,
             path_parameters=parameters or None,
         )
-        reply = lambda_reply(self.integration(event))
+        reply = lambda_reply(self.integrations[route.function](event))
         return self.cors.on_response(reply, headers) if self.cors is not None else reply
 
     def _route_for(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:

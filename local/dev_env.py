@@ -7,6 +7,8 @@ from local.identity_provider import DEV_AUDIENCE
 
 DEV_TABLE = "portal-links-customers-dev"
 DEV_STRIPE_KEY = "sk_test_portal_links_dev"
+# The webhook endpoint's signing secret in `make dev` (the emulator signs with it); development only.
+DEV_WEBHOOK_SECRET = "whsec_portal_links_dev"  # noqa: S105 - a published development value
 
 
 def dev_environment(
@@ -24,6 +26,8 @@ def dev_environment(
         "DEFAULT_RETURN_URL": f"{origin}/app",
         "SIGN_IN_URL": f"{origin}/dev/sign-in",
         "STRIPE_API_KEY": stripe_api_key or DEV_STRIPE_KEY,
+        "STRIPE_MODE": "test",
+        "STRIPE_WEBHOOK_SECRET": DEV_WEBHOOK_SECRET,
         "PORTAL_POLICY_FILE": str(demo_policy_file(origin)),
         "POWERTOOLS_SERVICE_NAME": "portal-links",
         "POWERTOOLS_METRICS_NAMESPACE": "PortalLinksDev",

@@ -35,15 +35,19 @@ SESSION_SECONDS = 3600
 class DevApp:
     def __init__(self, stack: LocalStack) -> None:
         import portal_handler
+        import webhook_handler
         from portal_links.settings import load_settings
 
         self.stack = stack
         self.origin = stack.origin
-        self.handler = portal_handler.lambda_handler
         policy = load_settings().policy
         self.flows = {name: list(policy.flows[name].prices) for name in policy.enabled_flows()}
-        self._one_container = threading.Lock()
-        self.api = HttpApi(http_api_routes(), http_api_cors(stack.environment), self.invoke)
+        functions = {
+            "PortalFunction": portal_handler.lambda_handler,
+            "WebhookFunction": webhook_handler.lambda_handler,
+        }
+        integrations = {name: one_container(handler, name) for name, handler in functions.items()}
+        self.api = HttpApi(http_api_routes(), http_api_cors(stack.environment), integrations)
 
     def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Reply:
         path, _, query = raw_path.partition("?")
@@ -69,11 +73,6 @@ class DevApp:
             ("POST", "/dev/sign-out"): lambda _: self.sign_out(),
             ("GET", "/dev/token"): lambda p: self.token(p.get("user", "")),
         }
-
-    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
-        with self._one_container:
-            response: dict[str, Any] = self.handler(event, LocalContext())
-        return response
 
     def signed_in_user(self, headers: dict[str, str]) -> str | None:
         for part in headers.get("cookie", "").split(";"):
@@ -125,6 +124,19 @@ class DevApp:
         )
 
 
+def one_container(
+    handler: Callable[[dict[str, Any], Any], dict[str, Any]], function_name: str
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The function as one warm Lambda container: one event at a time."""
+    lock = threading.Lock()
+
+    def invoke(event: dict[str, Any]) -> dict[str, Any]:
+        with lock:
+            return handler(event, LocalContext(function_name=function_name))
+
+    return invoke
+
+
 def _valid_user(user: str) -> bool:
     return 0 < len(user) <= USER_ID_LIMIT and all(ch.isalnum() or ch in "_.@-" for ch in user)
 
@@ -158,7 +170,7 @@ def serve(port: int) -> None:
         server = LocalServer(("127.0.0.1", port), handler_for(lambda *_: Reply(503)))
     except OSError as exc:
         sys.exit(f"make dev: cannot listen on 127.0.0.1:{port} ({exc.strerror}); set PORT=<another port>")
-    with local_stack(origin, serve_identity=False) as stack:
+    with local_stack(origin, serve_identity=False, deliver_webhooks=True) as stack:
         app = DevApp(stack)
 
         def respond(method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:

@@ -28,8 +28,12 @@ def main() -> None:
         sys.exit(f"make invoke: cannot read {event_path}: {exc}")
     with local_stack(DEV_ISSUER, serve_identity=True):
         import portal_handler
+        import webhook_handler
 
-        response = portal_handler.lambda_handler(event, LocalContext())
+        # The route decides the function, as API Gateway's integration does.
+        webhook = str(event.get("routeKey", "")).endswith("/stripe/webhook")
+        handler = webhook_handler.lambda_handler if webhook else portal_handler.lambda_handler
+        response = handler(event, LocalContext())
     print(json.dumps(response, indent=2))
 
 

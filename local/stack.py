@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 
 from local.demo import seed_demo
-from local.dev_env import DEV_TABLE, dev_environment
+from local.dev_env import DEV_TABLE, DEV_WEBHOOK_SECRET, dev_environment
 from local.identity_provider import IdentityProvider
 from local.stripe_emulator import StripeEmulator
 from local.template import customers_table_definition
@@ -41,7 +41,11 @@ class LocalStack:
 
 @contextmanager
 def local_stack(
-    origin: str, *, serve_identity: bool, environ: dict[str, str] | None = None
+    origin: str,
+    *,
+    serve_identity: bool,
+    environ: dict[str, str] | None = None,
+    deliver_webhooks: bool = False,
 ) -> Iterator[LocalStack]:
     """Start the stand-ins and point the function's environment at them (os.environ is updated)."""
     environ = dict(os.environ if environ is None else environ)
@@ -76,8 +80,9 @@ def local_stack(
         )
         if real_stripe_key:
             environment.pop("PORTAL_POLICY_FILE")  # the demo prices exist only in the emulator
-            if environ.get("PORTAL_POLICY_FILE"):
-                environment["PORTAL_POLICY_FILE"] = environ["PORTAL_POLICY_FILE"]
+            for name in ("PORTAL_POLICY_FILE", "STRIPE_WEBHOOK_SECRET"):  # e.g. `stripe listen`'s secret
+                if environ.get(name):
+                    environment[name] = environ[name]
         environment["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb_url
         os.environ.update(environment)
 
@@ -85,4 +90,6 @@ def local_stack(
         dynamodb.create_table(**customers_table_definition(DEV_TABLE))
         if emulator is not None:
             seed_demo(emulator, dynamodb, DEV_TABLE)
+            if deliver_webhooks:  # to make dev's own /stripe/webhook, signed with the dev secret
+                emulator.add_webhook_endpoint(f"{origin}/stripe/webhook", DEV_WEBHOOK_SECRET)
         yield LocalStack(origin, identity, emulator, dynamodb, environment)

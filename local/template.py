@@ -40,14 +40,15 @@ def customers_table_definition(table_name: str) -> dict[str, Any]:
         "BillingMode": properties["BillingMode"],
         "AttributeDefinitions": properties["AttributeDefinitions"],
         "KeySchema": properties["KeySchema"],
+        "GlobalSecondaryIndexes": properties.get("GlobalSecondaryIndexes", []),
     }
 
 
 def http_api_routes(api: str = "PortalApi") -> tuple[Route, ...]:
     """Every HttpApi event that names this API, as the routes API Gateway matches."""
     return tuple(
-        Route(event["Properties"]["Method"].upper(), event["Properties"]["Path"])
-        for resource in load_template()["Resources"].values()
+        Route(event["Properties"]["Method"].upper(), event["Properties"]["Path"], name)
+        for name, resource in load_template()["Resources"].items()
         for event in resource.get("Properties", {}).get("Events", {}).values()
         if event["Type"] == "HttpApi" and event["Properties"].get("ApiId") == {"Ref": api}
     )

@@ -39,7 +39,9 @@ def running_dev_server(**environment: str) -> Iterator[DevServer]:
         if k not in ("STRIPE_API_KEY", "STRIPE_API_BASE", "PORTAL_POLICY_FILE")
     }
     env.update(environment)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "layers/shared"), str(ROOT / "functions/portal")])
+    env["PYTHONPATH"] = os.pathsep.join(
+        str(ROOT / part) for part in ("layers/shared", "functions/portal", "functions/webhook")
+    )
     process = subprocess.Popen(  # noqa: S603 - our own dev server
         [sys.executable, "-m", "local.dev_server", "--port", str(port)],
         cwd=ROOT,

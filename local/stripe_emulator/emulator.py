@@ -6,9 +6,10 @@ import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from local.stripe_emulator.events import Delivery, endpoints_for, new_endpoint
 from local.stripe_emulator.resources import SUBSCRIPTIONS
-from local.stripe_emulator.state import StripeObject, StripeState
-from local.stripe_emulator.transport import Fault, RecordedRequest, Transport
+from local.stripe_emulator.state import StripeObject, StripeState, new_id, now
+from local.stripe_emulator.transport import DEFAULT_API_VERSION, Fault, RecordedRequest, Transport
 
 
 class StripeEmulator(StripeState):
@@ -48,6 +49,62 @@ class StripeEmulator(StripeState):
 
     def requests_to(self, method: str, path: str) -> list[RecordedRequest]:
         return [r for r in self.requests() if r.method == method and r.path == path]
+
+    def events(self) -> list[StripeObject]:
+        """Every event, oldest first (`GET /v1/events` lists them newest first)."""
+        with self.lock:
+            return copy.deepcopy(list(self.store.events.values()))
+
+    def deliveries(self) -> list[Delivery]:
+        """Every webhook delivery so far, after waiting for those under way."""
+        self._transport.deliverer.wait()
+        return list(self._transport.deliverer.deliveries)
+
+    def add_webhook_endpoint(self, url: str, secret: str, enabled_events: tuple[str, ...] = ("*",)) -> str:
+        """An endpoint with a fixed signing secret (`make dev`); the API's own endpoints get random ones."""
+        with self.lock:
+            endpoint = new_endpoint(url, list(enabled_events), secret)
+            self.store.webhook_endpoints[endpoint["id"]] = endpoint
+        return str(endpoint["id"])
+
+    def complete_checkout(
+        self, client_reference_id: str, price: str, email: str | None = None
+    ) -> StripeObject:
+        """What a customer finishing a subscription Checkout leaves behind: a new customer (without our
+        metadata), an active subscription, and the customer.created and checkout.session.completed events.
+        Stripe has no API for this step: the customer does it on Stripe's page."""
+        with self.lock:
+            customer = self.store.create_customer(email=email)
+            self.store.emit("customer.created", customer, DEFAULT_API_VERSION)
+            subscription = self.store.create_subscription(customer["id"], [(price, 1)], status="active")
+            session: StripeObject = {
+                "id": new_id("cs_test"),
+                "object": "checkout.session",
+                "client_reference_id": client_reference_id,
+                "created": now(),
+                "customer": customer["id"],
+                "customer_email": email,
+                "livemode": False,
+                "mode": "subscription",
+                "payment_status": "paid",
+                "status": "complete",
+                "subscription": subscription["id"],
+            }
+            self.store.emit("checkout.session.completed", session, DEFAULT_API_VERSION)
+        self._transport.deliver_outbox()
+        return copy.deepcopy(session)
+
+    def resend(self, event_id: str) -> None:
+        """Deliver an event again, as the Dashboard's "Resend" (or `stripe events resend`) does."""
+        with self.lock:
+            event = copy.deepcopy(self.store.events[event_id])
+            endpoints = endpoints_for(self.store, event)
+        self._transport.deliverer.send(event, endpoints)
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the emulator's clock on: idempotency keys older than 24 hours are forgotten, as on Stripe."""
+        with self.lock:
+            self._transport.traffic.clock_offset += seconds
 
     def inject_fault(
         self,

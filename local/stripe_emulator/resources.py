@@ -208,7 +208,15 @@ CUSTOMERS = Collection(
 def create_customer(store: Store, call: ApiCall) -> StripeObject:
     params = expect_object(call.params, "", {*CUSTOMERS.writable, "metadata", "expand"})
     expansions(params, CUSTOMERS.expandable)
-    return store.create_customer(**read(params, CUSTOMERS.writable), metadata=_metadata(params))
+    customer = store.create_customer(**read(params, CUSTOMERS.writable), metadata=_metadata(params))
+    store.emit("customer.created", customer, call.api_version)
+    return customer
+
+
+def update_customer(store: Store, call: ApiCall) -> StripeObject:
+    updated = CUSTOMERS.update(store, call)
+    store.emit("customer.updated", CUSTOMERS.find(store, call.ident), call.api_version)
+    return updated
 
 
 def delete_customer(store: Store, call: ApiCall) -> StripeObject:
@@ -218,8 +226,47 @@ def delete_customer(store: Store, call: ApiCall) -> StripeObject:
     for subscription in store.subscriptions.values():
         if subscription["customer"] == customer["id"] and subscription["status"] not in ENDED:
             _end(subscription)
+    store.emit("customer.deleted", customer, call.api_version)
     customer["deleted"] = True
     return _deleted(customer)
+
+
+# `field:'value'` clauses joined by AND or OR (not both), as Stripe's search query language writes them.
+SEARCH_CLAUSE = re.compile(r"(email|name|phone|metadata\['([^'\\]{1,40})'\]):'((?:[^'\\]|\\.){0,500})'")
+
+
+def search_customers(store: Store, call: ApiCall) -> StripeObject:
+    """`GET /v1/customers/search`: exact matches on email, name, phone and metadata keys."""
+    params = expect_object(call.params, "", {"query", "limit", "page", "expand"})
+    query = expect_string(require(params, "query"), "query")
+    limit = expect_integer(params["limit"], "limit", 1, 100) if "limit" in params else 10
+    joiner = " OR " if " OR " in query else " AND "
+    clauses = []
+    for part in query.split(joiner):
+        match = SEARCH_CLAUSE.fullmatch(part.strip())
+        if match is None:
+            raise invalid("query", f"the search query could not be parsed near {part.strip()[:40]!r}")
+        field_name, metadata_key, value = match.groups()
+        clauses.append((metadata_key, field_name, re.sub(r"\\(.)", r"\1", value)))
+
+    def matches(customer: StripeObject, clause: tuple[str | None, str, str]) -> bool:
+        metadata_key, field_name, value = clause
+        held = customer["metadata"].get(metadata_key) if metadata_key else customer.get(field_name)
+        return held == value
+
+    combine = any if joiner == " OR " else all
+    found = [
+        c
+        for c in store.customers.values()
+        if not c.get("deleted") and combine(matches(c, clause) for clause in clauses)
+    ][::-1]
+    return {
+        "object": "search_result",
+        "data": [CUSTOMERS.view(store, c, set()) for c in found[:limit]],
+        "has_more": len(found) > limit,
+        "next_page": None,
+        "url": "/v1/customers/search",
+    }
 
 
 PRODUCTS = Collection(
@@ -532,6 +579,8 @@ def collection_routes(collection: Collection) -> tuple[Route, ...]:
 
 ROUTES = (
     Route("POST", "/v1/customers", create_customer),
+    Route("GET", "/v1/customers/search", search_customers),
+    Route("POST", f"/v1/customers/{ID}", update_customer),
     *collection_routes(CUSTOMERS),
     Route("DELETE", f"/v1/customers/{ID}", delete_customer),
     Route("POST", "/v1/products", create_product),

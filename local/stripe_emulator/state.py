@@ -8,6 +8,7 @@ subscription, fixed ids, coupons, portal configurations, Accounts v2 accounts).
 from __future__ import annotations
 
 import calendar
+import copy
 import secrets
 import threading
 import time
@@ -26,6 +27,10 @@ def new_id(prefix: str) -> str:
 
 def now() -> int:
     return int(time.time())
+
+
+def wants(endpoint: StripeObject, event_type: str) -> bool:
+    return endpoint["status"] == "enabled" and bool({"*", event_type} & set(endpoint["enabled_events"]))
 
 
 def period_end(start: int, interval: str, count: int = 1) -> int:
@@ -52,6 +57,26 @@ class Store:
     configurations: set[str] = field(default_factory=set)
     coupons: set[str] = field(default_factory=set)
     promotion_codes: set[str] = field(default_factory=set)
+    events: dict[str, StripeObject] = field(default_factory=dict)
+    webhook_endpoints: dict[str, StripeObject] = field(default_factory=dict)
+    outbox: list[str] = field(default_factory=list)  # event ids not yet handed to delivery
+
+    def emit(self, event_type: str, obj: StripeObject, api_version: str) -> StripeObject:
+        """An event about `obj` as it is now, queued for every webhook endpoint that wants it."""
+        event: StripeObject = {
+            "id": new_id("evt"),
+            "object": "event",
+            "api_version": api_version,
+            "created": now(),
+            "data": {"object": copy.deepcopy(obj)},
+            "livemode": False,
+            "pending_webhooks": sum(1 for e in self.webhook_endpoints.values() if wants(e, event_type)),
+            "request": {"id": None, "idempotency_key": None},
+            "type": event_type,
+        }
+        self.events[event["id"]] = event
+        self.outbox.append(event["id"])
+        return event
 
     def live_customer(self, customer_id: str) -> StripeObject | None:
         customer = self.customers.get(customer_id)

@@ -16,13 +16,14 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from local.server import LocalServer, Reply, serve_in_background
-from local.stripe_emulator import billing_portal, resources
+from local.stripe_emulator import billing_portal, events, resources
 from local.stripe_emulator.params import ApiCall, Route, StripeRequestError, decode_form
 from local.stripe_emulator.portal_page import portal_page, session_at
 from local.stripe_emulator.state import StripeState, new_id
 
 DEFAULT_API_VERSION = "2026-10-28.endive"  # the newest version the emulator knows; used without a header
-ROUTES: tuple[Route, ...] = (*resources.ROUTES, *billing_portal.ROUTES)
+ROUTES: tuple[Route, ...] = (*resources.ROUTES, *billing_portal.ROUTES, *events.ROUTES)
+IDEMPOTENCY_KEY_SECONDS = 24 * 3600  # Stripe forgets a key after 24 hours
 Outcome = tuple[int, dict[str, Any], dict[str, str]]  # status, JSON body, extra headers
 
 
@@ -57,18 +58,36 @@ class Traffic:
     requests: list[RecordedRequest] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     latency: dict[str, float] = field(default_factory=dict)
+    # key → (fingerprint, status, body), or None while the first request with it is in flight; and when
     idempotency: dict[str, tuple[str, int, dict[str, Any]] | None] = field(default_factory=dict)
+    idempotency_used_at: dict[str, float] = field(default_factory=dict)
+    clock_offset: float = 0.0  # moved on by tests, to let idempotency keys expire
+
+    def clock(self) -> float:
+        return time.time() + self.clock_offset
 
 
 class Transport:
     def __init__(self, state: StripeState) -> None:
         self._state = state
         self.traffic = Traffic()
+        self.deliverer = events.Deliverer()
         self._server: LocalServer | None = None
 
     def reset(self) -> None:
+        self.deliverer.wait()
         with self._state.lock:
             self.traffic = Traffic()
+        self.deliverer.clear()
+
+    def deliver_outbox(self) -> None:
+        """Hand the events made since the last call to the delivery worker, in order."""
+        with self._state.lock:
+            store = self._state.store
+            ready = [(store.events[i], events.endpoints_for(store, store.events[i])) for i in store.outbox]
+            store.outbox.clear()
+        for event, endpoints in ready:
+            self.deliverer.send(copy.deepcopy(event), endpoints)
 
     def add_fault(self, fault: Fault) -> None:
         with self._state.lock:
@@ -156,9 +175,11 @@ class Transport:
             return self._route(method, path, call)
         fingerprint = json.dumps([method, path, call.params], sort_keys=True)
         with self._state.lock:
-            if key in self.traffic.idempotency:
+            used_at = self.traffic.idempotency_used_at.get(key)
+            if used_at is not None and self.traffic.clock() - used_at < IDEMPOTENCY_KEY_SECONDS:
                 return _replay(self.traffic.idempotency[key], fingerprint)
             self.traffic.idempotency[key] = None
+            self.traffic.idempotency_used_at[key] = self.traffic.clock()
         try:
             time.sleep(latency)
             status, body, extra = self._route(method, path, call)
@@ -176,6 +197,7 @@ class Transport:
                 with self._state.lock:
                     # A copy: the answer (and its idempotent replay) must not change with later requests.
                     body = copy.deepcopy(route.endpoint(self._state.store, routed))
+                self.deliver_outbox()
                 return 200, body, {}
         raise StripeRequestError(404, f"Unrecognized request URL ({method}: {path}).")
 

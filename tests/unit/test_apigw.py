@@ -31,7 +31,9 @@ class RecordingLambda:
 
 
 def portal_api(integration: RecordingLambda) -> HttpApi:
-    return HttpApi(http_api_routes(), http_api_cors({"ALLOWED_ORIGINS": APP}), integration)
+    return HttpApi(
+        http_api_routes(), http_api_cors({"ALLOWED_ORIGINS": APP}), {"PortalFunction": integration}
+    )
 
 
 @pytest.mark.parametrize(
@@ -95,7 +97,9 @@ def test_the_lambdas_own_cors_headers_give_way_to_the_configurations():
     )
     cors = CorsConfiguration(allow_origins=(APP,), expose_headers=("x-request-id", "retry-after"))
 
-    reply = HttpApi(http_api_routes(), cors, integration).answer("POST", "/portal", "", {"origin": APP}, b"")
+    reply = HttpApi(http_api_routes(), cors, {"PortalFunction": integration}).answer(
+        "POST", "/portal", "", {"origin": APP}, b""
+    )
 
     assert reply.headers == [
         ("Vary", "Accept"),

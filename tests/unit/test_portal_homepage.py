@@ -7,7 +7,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from portal_links.portal import customer_idempotency_key
 from tests.conftest import APP, TABLE, link_customer, problem, rows
 
 SECURITY = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
@@ -32,12 +31,13 @@ def test_signed_in_form_post_is_sent_to_a_new_portal_session(handler, identity, 
     [session] = stripe.sessions()
     assert response["headers"]["Location"] == session["url"]
     [customer_call] = stripe.requests_to("POST", "/v1/customers")
+    creation_key = customer_call.params["metadata"]["portal_links_creation_key"]
     assert customer_call.params == {
         "email": "ann@example.com",
         "name": "Ann Lee",
-        "metadata": {"app_user_id": "user-1"},
+        "metadata": {"app_user_id": "user-1", "portal_links_creation_key": creation_key},
     }
-    assert customer_call.idempotency_key == customer_idempotency_key("user-1")
+    assert customer_call.idempotency_key == f"portal-links-customer-{creation_key}"
     assert customer_call.stripe_version == "2026-10-28.endive"
     [customer] = stripe.customers()
     customer_id = customer["id"]
@@ -83,7 +83,8 @@ def test_token_without_email_creates_customer_with_only_the_user_id(handler, ide
     handler.request(token=identity.token("user-2", email="x@example.com", email_verified=False))
 
     [call] = stripe.requests_to("POST", "/v1/customers")
-    assert call.params == {"metadata": {"app_user_id": "user-2"}}
+    assert set(call.params) == {"metadata"}
+    assert call.params["metadata"]["app_user_id"] == "user-2"
 
 
 def test_allowed_return_to_becomes_the_portal_return_url(handler, identity, stripe):
@@ -333,7 +334,7 @@ class TestStripeFailures:
         assert body["code"] == "stripe_unavailable"
         assert "Injected" not in response["body"]
         assert len(stripe.requests_to("POST", "/v1/customers")) == 3
-        assert rows(aws) == []
+        assert all("stripe_customer_id" not in row for row in rows(aws))  # a reservation at most
 
     def test_a_transient_5xx_is_absorbed_by_the_retry(self, handler, identity, stripe):
         stripe.inject_fault("POST", "/v1/billing_portal/sessions", 503, times=1)
@@ -365,16 +366,22 @@ class TestStripeFailures:
         assert response["statusCode"] == 503
         assert response["headers"]["Retry-After"] == "5"
 
-    def test_stripe_refusal_is_502_without_stripes_message(self, handler, identity, stripe, aws):
+    def test_stripe_refusal_is_502_without_stripes_message(
+        self, redeploy, handler, identity, stripe, aws, tmp_path
+    ):
+        # Given a policy naming a portal configuration that does not exist in this Stripe account
         customer = stripe.add_customer()
-        link_customer(aws, "user-1", "cus_deleted")
+        link_customer(aws, "user-1", customer)
+        policy = tmp_path / "policy.json"
+        policy.write_text('{"homepage": {"configuration": "bpc_missing"}}')
+        redeploy(PORTAL_POLICY_FILE=str(policy))
 
         response = handler.request(token=identity.token("user-1"), accept="application/json")
 
         assert response["statusCode"] == 502
         body = problem(response)
         assert body["code"] == "stripe_rejected"
-        assert "cus_deleted" not in response["body"]
+        assert "bpc_missing" not in response["body"]
         assert customer not in response["body"]
 
     def test_bad_stripe_key_is_not_leaked(self, redeploy, handler, identity, stripe):

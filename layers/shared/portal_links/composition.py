@@ -1,4 +1,4 @@
-"""Wires the portal pipeline for the handler: each outside system's module builds its own client."""
+"""Wires the two pipelines for their handlers: each outside system's module builds its own client."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from portal_links.deadline import Deadline
 from portal_links.http import PortalHttp
 from portal_links.identity import Authenticator, SigningKeys
 from portal_links.portal import PortalService
-from portal_links.settings import load_settings
-from portal_links.stripe_gateway import StripeGateway
+from portal_links.settings import load_settings, load_webhook_settings
+from portal_links.stripe_gateway import StripeGateway, signing_secrets_source
+from portal_links.webhooks import WebhookService
 
 
 def compose_portal() -> tuple[PortalService, PortalHttp]:
@@ -23,3 +24,13 @@ def compose_portal() -> tuple[PortalService, PortalHttp]:
         deadline,
     )
     return service, PortalHttp(settings)
+
+
+def compose_webhooks() -> WebhookService:
+    """The webhook pipeline: the table and the signing secrets; it never calls Stripe."""
+    settings = load_webhook_settings()
+    return WebhookService(
+        CustomerTable.from_settings(settings.customers_table),
+        signing_secrets_source(settings),
+        settings.livemode,
+    )

@@ -1,10 +1,23 @@
-"""The DynamoDB mapping from app user to Stripe customer: get and create-if-absent."""
+"""The DynamoDB mapping from the billing subject to its Stripe customer, and nothing but conditional writes.
+
+A subject's row is one of:
+- a link: `stripe_customer_id`, `livemode`, `created_at` (rows written before reservations existed are
+  links too, so nothing is migrated);
+- a reservation: `creation_key` and `reserved_at`, written before the customer is created so that a
+  creation whose row write failed can be found again (by the key, in the customer's metadata) instead of
+  being made twice.
+Beside them, a tombstone per deleted Stripe customer (`#deleted#cus_…`, expiring after 90 days) keeps a
+late or replayed webhook from linking a customer that no longer exists. Keys starting with `#` are ours:
+identity refuses subjects that start with one.
+"""
 
 from __future__ import annotations
 
+import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -14,18 +27,58 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
+    Item = dict[str, AttributeValueTypeDef]
+
+KEY = "app_user_id"  # the table's hash key; it holds the billing subject's key
+BY_CUSTOMER_INDEX = "by_customer"
+TOMBSTONE_PREFIX = "#deleted#"
+TOMBSTONE_DAYS = 90
+
+
+@dataclass(frozen=True)
+class BillingSubject:
+    """Who pays: an app user (the key is the user id, as rows have always been keyed)."""
+
+    kind: str
+    id: str
+
+    @property
+    def key(self) -> str:
+        return self.id
+
+    def metadata(self) -> dict[str, str]:
+        """What the Stripe customer carries so that webhooks can find the subject again."""
+        return {"app_user_id": self.id}
+
+    @classmethod
+    def user(cls, user_id: str) -> BillingSubject:
+        return cls("user", user_id)
+
 
 @dataclass(frozen=True)
 class CustomerLink:
-    app_user_id: str
+    key: str
     stripe_customer_id: str
     livemode: bool
     created_at: str
 
 
-def new_link(app_user_id: str, stripe_customer_id: str, livemode: bool) -> CustomerLink:
+@dataclass(frozen=True)
+class Reservation:
+    key: str
+    creation_key: str
+    reserved_at: float  # unix seconds
+
+    def age_seconds(self) -> float:
+        return time.time() - self.reserved_at
+
+
+Row = CustomerLink | Reservation
+
+
+def new_link(key: str, stripe_customer_id: str, livemode: bool) -> CustomerLink:
     created_at = datetime.now(UTC).isoformat(timespec="seconds")
-    return CustomerLink(app_user_id, stripe_customer_id, livemode, created_at)
+    return CustomerLink(key, stripe_customer_id, livemode, created_at)
 
 
 class CustomerTable:
@@ -42,51 +95,146 @@ class CustomerTable:
         config = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2})
         return cls(boto3.client("dynamodb", config=config), table_name)
 
-    def get(self, app_user_id: str) -> CustomerLink | None:
+    def get(self, key: str) -> Row | None:
+        item = self._get_item(key)
+        return _row_from(item) if item else None
+
+    def reserve(self, key: str, replacing: CustomerLink | None = None) -> Row | None:
+        """A reservation for a customer yet to be made, unless another request got there first (then
+        whatever is stored now). With `replacing`, only if the row still holds that stale link."""
+        reservation = Reservation(key, secrets.token_hex(16), time.time())
+        condition = f"attribute_not_exists({KEY})"
+        values: dict[str, AttributeValueTypeDef] = {}
+        if replacing is not None:
+            condition += " OR stripe_customer_id = :stale"
+            values = {":stale": {"S": replacing.stripe_customer_id}}
+        item: Item = {
+            KEY: {"S": key},
+            "creation_key": {"S": reservation.creation_key},
+            "reserved_at": {"N": str(reservation.reserved_at)},
+        }
+        return reservation if self._put(item, condition, values) else self._stored(key)
+
+    def complete(self, reservation: Reservation, stripe_customer_id: str, livemode: bool) -> Row | None:
+        """The reservation becomes a link, unless it was completed or replaced meanwhile (then that)."""
+        link = new_link(reservation.key, stripe_customer_id, livemode)
+        values: dict[str, AttributeValueTypeDef] = {":key": {"S": reservation.creation_key}}
+        return link if self._put(_link_item(link), "creation_key = :key", values) else self._stored(link.key)
+
+    def link_if_absent(self, link: CustomerLink, creation_key: str | None = None) -> Row | None:
+        """Link unless the subject has a customer in this mode already: absent rows, rows of the other mode
+        and (given its key) the reservation that made this very customer are replaced."""
+        condition = f"attribute_not_exists({KEY}) OR livemode <> :mode"
+        values: dict[str, AttributeValueTypeDef] = {":mode": {"BOOL": link.livemode}}
+        if creation_key is not None:
+            condition += " OR creation_key = :key"
+            values[":key"] = {"S": creation_key}
+        return link if self._put(_link_item(link), condition, values) else self._stored(link.key)
+
+    def keys_linked_to(self, stripe_customer_id: str) -> list[str]:
+        """The subjects linked to a customer (from the index, which may lag a write by a moment)."""
+        try:
+            response = self._client.query(
+                TableName=self._table,
+                IndexName=BY_CUSTOMER_INDEX,
+                KeyConditionExpression="stripe_customer_id = :customer",
+                ExpressionAttributeValues={":customer": {"S": stripe_customer_id}},
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreUnavailable(f"customers index read failed: {_reason(exc)}") from exc
+        return [item[KEY]["S"] for item in response.get("Items", [])]
+
+    def unlink(self, key: str, stripe_customer_id: str) -> bool:
+        """Delete the row only if it still links that customer; True if it did."""
+        try:
+            self._client.delete_item(
+                TableName=self._table,
+                Key={KEY: {"S": key}},
+                ConditionExpression="stripe_customer_id = :customer",
+                ExpressionAttributeValues={":customer": {"S": stripe_customer_id}},
+            )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise StoreUnavailable(f"customers table delete failed: {_reason(exc)}") from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"customers table delete failed: {_reason(exc)}") from exc
+        return True
+
+    def bury(self, stripe_customer_id: str) -> None:
+        """Remember that a Stripe customer was deleted, so nothing links it again."""
+        expires = int(time.time()) + TOMBSTONE_DAYS * 86400
+        item: Item = {
+            KEY: {"S": TOMBSTONE_PREFIX + stripe_customer_id},
+            "deleted_customer_id": {"S": stripe_customer_id},
+            "expires_at": {"N": str(expires)},
+        }
+        self._put(item, None, {})
+
+    def is_buried(self, stripe_customer_id: str) -> bool:
+        return self._get_item(TOMBSTONE_PREFIX + stripe_customer_id) is not None
+
+    def _get_item(self, key: str) -> Item | None:
         try:
             response = self._client.get_item(
-                TableName=self._table, Key={"app_user_id": {"S": app_user_id}}, ConsistentRead=True
+                TableName=self._table, Key={KEY: {"S": key}}, ConsistentRead=True
             )
         except (ClientError, BotoCoreError) as exc:
             raise StoreUnavailable(f"customers table read failed: {_reason(exc)}") from exc
-        item = response.get("Item")
-        return _link_from(item) if item else None
+        return response.get("Item")
 
-    def put_if_absent(self, link: CustomerLink) -> CustomerLink:
-        """Write the link unless the user already has one; either way return the link that is stored."""
+    def _put(self, item: Item, condition: str | None, values: dict[str, AttributeValueTypeDef]) -> bool:
+        """Write `item` if `condition` holds; False when it does not."""
+        arguments: dict[str, Any] = {"TableName": self._table, "Item": item}
+        if condition is not None:
+            arguments["ConditionExpression"] = condition
+        if values:
+            arguments["ExpressionAttributeValues"] = values
         try:
-            self._client.put_item(
-                TableName=self._table,
-                Item={
-                    "app_user_id": {"S": link.app_user_id},
-                    "stripe_customer_id": {"S": link.stripe_customer_id},
-                    "livemode": {"BOOL": link.livemode},
-                    "created_at": {"S": link.created_at},
-                },
-                ConditionExpression="attribute_not_exists(app_user_id)",
-            )
+            self._client.put_item(**arguments)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise StoreUnavailable(f"customers table write failed: {_reason(exc)}") from exc
-            existing = self.get(link.app_user_id)
-            if existing is None:
-                raise StoreUnavailable("customers table lost a row it just reported") from exc
-            return existing
+            if condition is not None and _code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise StoreUnavailable(f"customers table write failed: {_reason(exc)}") from exc
         except BotoCoreError as exc:
             raise StoreUnavailable(f"customers table write failed: {_reason(exc)}") from exc
-        return link
+        return True
+
+    def _stored(self, key: str) -> Row | None:
+        # A condition failed because of what another request wrote: that is what counts now (None if a
+        # webhook deleted it in the meantime).
+        return self.get(key)
 
 
-def _link_from(item: dict[str, AttributeValueTypeDef]) -> CustomerLink:
+def _link_item(link: CustomerLink) -> Item:
+    return {
+        KEY: {"S": link.key},
+        "stripe_customer_id": {"S": link.stripe_customer_id},
+        "livemode": {"BOOL": link.livemode},
+        "created_at": {"S": link.created_at},
+    }
+
+
+def _row_from(item: Item) -> Row:
+    if "stripe_customer_id" not in item and "creation_key" in item:
+        return Reservation(
+            key=item[KEY]["S"],
+            creation_key=item["creation_key"]["S"],
+            reserved_at=float(item.get("reserved_at", {}).get("N", "0")),
+        )
     return CustomerLink(
-        app_user_id=item["app_user_id"]["S"],
+        key=item[KEY]["S"],
         stripe_customer_id=item["stripe_customer_id"]["S"],
         livemode=item.get("livemode", {}).get("BOOL", False),
         created_at=item.get("created_at", {}).get("S", ""),
     )
 
 
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
 def _reason(exc: Exception) -> str:
     if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", "ClientError"))
+        return _code(exc) or "ClientError"
     return type(exc).__name__

@@ -97,3 +97,20 @@ class StripeRejected(PortalError):
     """Stripe refused a request we built; a bug or a misconfiguration, never the client's fault."""
 
     code = "stripe_rejected"
+
+
+class CustomerGone(StripeRejected):
+    """The mapped customer does not exist at Stripe (deleted, or made in the other mode): the link is stale.
+    The pipeline replaces it; only if that fails too does the client see it, as stripe_rejected."""
+
+
+class SignatureInvalid(PortalError):
+    """A webhook request whose Stripe-Signature is missing, wrong, or older than the tolerance."""
+
+    code = "signature_invalid"
+
+
+class EventMalformed(PortalError):
+    """A signed webhook request whose body is not an event we can read."""
+
+    code = "event_malformed"

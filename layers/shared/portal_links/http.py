@@ -24,11 +24,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from portal_links.errors import (
     CsrfRejected,
+    EventMalformed,
     InvalidParameter,
     NoBillingAccount,
     NoSubscription,
     PortalError,
     RouteNotFound,
+    SignatureInvalid,
     StripeRejected,
     SubscriptionAmbiguous,
     SubscriptionNotCancelable,
@@ -47,6 +49,7 @@ logger = Logger(child=True)
 metrics = Metrics()
 
 MAX_BODY_BYTES = 16 * 1024
+MAX_EVENT_BYTES = 512 * 1024  # Stripe's event payloads stay far below this
 MAX_FIELDS = 32
 SAFE_FETCH_SITES = ("same-origin", "same-site")
 SECURITY_HEADERS = {
@@ -82,6 +85,8 @@ ERRORS: dict[type[Exception], ErrorEntry] = {
     SubscriptionNotCancelable: ErrorEntry(409, "Subscription cannot be canceled"),
     SubscriptionNotUpdatable: ErrorEntry(409, "Subscription cannot be updated"),
     UnchangedSubscription: ErrorEntry(422, "Nothing would change"),
+    SignatureInvalid: ErrorEntry(400, "Invalid signature", metric="WebhookSignatureFailures"),
+    EventMalformed: ErrorEntry(400, "Malformed event"),
     Unavailable: ErrorEntry(
         503, "Temporarily unavailable", logging.WARNING, "dependency unavailable", "UpstreamErrors"
     ),
@@ -224,16 +229,17 @@ class HttpRequest:
         )
 
 
-def _body_text(body: Any, is_base64: bool) -> str:
+def _body_text(body: Any, is_base64: bool, limit: int = MAX_BODY_BYTES) -> str:
+    """The body exactly as the client sent it, as text: base64 undone strictly, UTF-8 required."""
     if not isinstance(body, str):
         raise InvalidParameter("the request body cannot be read", param="body")
-    if len(body) > MAX_BODY_BYTES * 2:
+    if len(body) > limit * 2:
         raise InvalidParameter("the request body is too large", param="body")
     try:
         raw = base64.b64decode(body, validate=True) if is_base64 else body.encode()
     except (binascii.Error, ValueError):
         raise InvalidParameter("the request body is not valid base64", param="body") from None
-    if len(raw) > MAX_BODY_BYTES:
+    if len(raw) > limit:
         raise InvalidParameter("the request body is too large", param="body")
     try:
         return raw.decode()
@@ -351,6 +357,37 @@ class PortalHttp:
             if candidate and self._return_urls.is_allowed(candidate):
                 return candidate
         return self._return_urls.default
+
+
+def answer_webhook(
+    event: Mapping[str, Any], handle: Callable[[str, str | None], Any], correlation_id: str
+) -> dict[str, Any]:
+    """One Stripe webhook delivery: 200 with what it changed; 400 for what Stripe must not retry (a bad
+    signature or body); 500 for everything else, so that Stripe delivers it again later."""
+    try:
+        payload = _body_text(event.get("body") or "", event.get("isBase64Encoded") is True, MAX_EVENT_BYTES)
+        headers = event.get("headers")
+        signature = headers.get("stripe-signature") if isinstance(headers, dict) else None
+        change = handle(payload, signature if isinstance(signature, str) else None)
+    except Exception as error:
+        entry, code = error_entry(error), error_code(error)
+        _record(entry, code, error)
+        status = entry.status if entry.status < 500 else 500
+        problem = {"type": f"urn:portal-links:problem:{code}", "title": entry.title, "status": status}
+        if isinstance(error, PortalError) and status < 500:
+            problem["detail"] = error.detail
+        body = {**problem, "code": code, "correlation_id": correlation_id}
+        return _lambda_response(status, "application/problem+json", body)
+    return _lambda_response(200, "application/json", {"received": True, "action": change.action})
+
+
+def _lambda_response(status: int, content_type: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {**SECURITY_HEADERS, "Content-Type": content_type},
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+    }
 
 
 def _record(entry: ErrorEntry, code: str, error: Exception) -> None:

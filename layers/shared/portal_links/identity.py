@@ -158,7 +158,8 @@ class Authenticator:
 
 def _user_from(claims: dict[str, Any]) -> AppUser:
     subject = claims.get("sub")
-    if not _printable(subject) or len(subject) > 255:
+    # Keys starting with "#" are the mapping table's own (tombstones, organizations), never a user's.
+    if not _printable(subject) or len(subject) > 255 or subject.startswith("#"):
         raise Unauthenticated("the token has no usable subject")
     email = claims.get("email")
     usable_email = _printable(email) and "@" in email and len(email) <= 512

@@ -6,7 +6,6 @@ A caller without valid credentials learns nothing else, whatever else is wrong w
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -14,11 +13,13 @@ from typing import TYPE_CHECKING, Protocol
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from portal_links.customers import CustomerLink, CustomerTable, new_link
+from portal_links.customers import BillingSubject, CustomerLink, CustomerTable, Reservation, Row
 from portal_links.deadline import Deadline
 from portal_links.errors import (
+    CustomerGone,
     NoBillingAccount,
     NoSubscription,
+    StoreUnavailable,
     SubscriptionAmbiguous,
     SubscriptionNotFound,
     UnknownFlow,
@@ -28,7 +29,7 @@ from portal_links.flows import COMMON_PARAMETERS, FLOWS, Flow, PlanChange, check
 from portal_links.identity import AppUser, Authenticator
 from portal_links.locales import negotiate_locale
 from portal_links.settings import MissingCustomerPolicy, Settings
-from portal_links.stripe_gateway import StripeGateway, Subscription
+from portal_links.stripe_gateway import CREATION_KEY_FIELD, CreatedCustomer, StripeGateway, Subscription
 
 if TYPE_CHECKING:
     from stripe.params import CustomerCreateParams
@@ -36,6 +37,10 @@ if TYPE_CHECKING:
 
 logger = Logger(child=True)
 metrics = Metrics()
+# Stripe keeps an idempotency key for 24 hours; a reservation this old may have outlived the key of the
+# creation it stands for, so its customer is looked up by the key in its metadata before making one.
+RECOVER_AFTER_SECONDS = 23 * 3600
+MAX_ROW_CHANGES = 4  # a click that keeps meeting other requests' writes gives up with a 503
 
 
 class PortalRequest(Protocol):
@@ -84,12 +89,21 @@ class PortalService:
         flow = self._flow(request.flow_name)
         params = self._checked_parameters(request.parameters(), flow)
         vetted = self._vet(params, request.accept_language, flow)
+        subject = BillingSubject.user(user.user_id)
         if flow is not None and flow.needs_subscription:
-            customer = self._existing_customer(user)
+            customer = self._existing_customer(subject)
             subscription = self._subscription_for(flow, customer, vetted.subscription_id)
         else:
-            customer, subscription = self.customer_for(user), None
-        url = self._stripe.create_portal_session(self._session_params(customer, flow, subscription, vetted))
+            customer, subscription = self.customer_for(subject, user), None
+        try:
+            url = self._stripe.create_portal_session(
+                self._session_params(customer, flow, subscription, vetted)
+            )
+        except CustomerGone:
+            if subscription is not None:
+                raise
+            customer = self.customer_for(subject, user, gone=customer.stripe_customer_id)
+            url = self._stripe.create_portal_session(self._session_params(customer, flow, None, vetted))
         metrics.add_metric(name="PortalSessionsCreated", unit=MetricUnit.Count, value=1)
         logger.info(
             "portal session created",
@@ -148,12 +162,12 @@ class PortalService:
             params["flow_data"] = flow.flow_data(flow_policy, subscription, vetted.change)
         return params
 
-    def _existing_customer(self, user: AppUser) -> CustomerLink:
-        # A user without a customer has no subscription either; nothing is created for them.
-        link = self._customers.get(user.user_id)
-        if link is None:
+    def _existing_customer(self, subject: BillingSubject) -> CustomerLink:
+        # Without a customer in this mode there is no subscription either; nothing is created for them.
+        row = self._customers.get(subject.key)
+        if not isinstance(row, CustomerLink) or row.livemode != self._stripe.livemode():
             raise NoSubscription("there is no subscription for this account")
-        return link
+        return row
 
     def _subscription_for(self, flow: Flow, customer: CustomerLink, requested: str | None) -> Subscription:
         assert flow.eligibility is not None  # only flows about a subscription come here
@@ -184,31 +198,59 @@ class PortalService:
             )
         return candidates[0]
 
-    def customer_for(self, user: AppUser) -> CustomerLink:
-        """The user's Stripe customer, created exactly once even when first clicks race."""
-        existing = self._customers.get(user.user_id)
-        if existing is not None:
-            return existing
+    def customer_for(self, subject: BillingSubject, user: AppUser, gone: str | None = None) -> CustomerLink:
+        """The subject's Stripe customer: made exactly once even when first clicks race, found again when
+        its row write failed, and replaced when the mapped one is `gone` or of the other mode."""
+        livemode = self._stripe.livemode()  # reads the key first: a key that cannot be read writes nothing
+        row: Row | None = self._customers.get(subject.key)
+        for _ in range(MAX_ROW_CHANGES):
+            if isinstance(row, CustomerLink):
+                if row.stripe_customer_id != gone and row.livemode == livemode:
+                    return row
+                self._refuse_unless_creating()
+                logger.warning(
+                    "the mapped Stripe customer is stale; replacing it",
+                    extra={"stale_customer": row.stripe_customer_id, "stale_livemode": row.livemode},
+                )
+                metrics.add_metric(name="StaleCustomersReplaced", unit=MetricUnit.Count, value=1)
+                row = self._customers.reserve(subject.key, replacing=row)
+            elif row is None:
+                self._refuse_unless_creating()
+                row = self._customers.reserve(subject.key)
+            else:
+                created = self._recover_or_create(subject, user, row)
+                row = self._customers.complete(row, created.id, created.livemode)
+                if isinstance(row, CustomerLink) and row.stripe_customer_id == created.id:
+                    metrics.add_metric(name="CustomersCreated", unit=MetricUnit.Count, value=1)
+        if isinstance(row, CustomerLink) and row.stripe_customer_id != gone:
+            return row
+        raise StoreUnavailable("the customer mapping kept changing under this request")
+
+    def _refuse_unless_creating(self) -> None:
         if self._settings.missing_customer is MissingCustomerPolicy.REFUSE:
             raise NoBillingAccount("there is no billing account for this user")
-        params: CustomerCreateParams = {"metadata": {"app_user_id": user.user_id}}
+
+    def _recover_or_create(
+        self, subject: BillingSubject, user: AppUser, reservation: Reservation
+    ) -> CreatedCustomer:
+        if reservation.age_seconds() > RECOVER_AFTER_SECONDS:
+            found = self._stripe.customer_made_with(reservation.creation_key)
+            if found is not None:
+                logger.warning(
+                    "recovered a customer whose row write had failed", extra={"customer": found.id}
+                )
+                metrics.add_metric(name="CustomersRecovered", unit=MetricUnit.Count, value=1)
+                return found
+        params: CustomerCreateParams = {
+            "metadata": {**subject.metadata(), CREATION_KEY_FIELD: reservation.creation_key}
+        }
         if user.email:
             params["email"] = user.email
         if user.name:
             params["name"] = user.name
-        # Racing first clicks send the same key, so Stripe hands every one of them the same customer.
-        created = self._stripe.create_customer(params, idempotency_key=customer_idempotency_key(user.user_id))
-        stored = self._customers.put_if_absent(new_link(user.user_id, created.id, created.livemode))
-        if stored.stripe_customer_id == created.id:
-            metrics.add_metric(name="CustomersCreated", unit=MetricUnit.Count, value=1)
-        else:
-            logger.warning(
-                "another Stripe customer is already linked to this user; keeping the stored one",
-                extra={"stored_customer": stored.stripe_customer_id, "unlinked_customer": created.id},
-            )
-        return stored
+        # Every request holding this reservation sends the same key, so Stripe makes one customer for all.
+        return self._stripe.create_customer(params, idempotency_key=customer_idempotency_key(reservation))
 
 
-def customer_idempotency_key(app_user_id: str) -> str:
-    digest = hashlib.sha256(app_user_id.encode()).hexdigest()
-    return f"portal-links-customer-{digest}"
+def customer_idempotency_key(reservation: Reservation) -> str:
+    return f"portal-links-customer-{reservation.creation_key}"

@@ -27,6 +27,11 @@ class MissingCustomerPolicy(StrEnum):
     REFUSE = "refuse"
 
 
+class StripeMode(StrEnum):
+    TEST = "test"
+    LIVE = "live"
+
+
 class TokenUse(StrEnum):
     """Cognito puts `token_use` in its tokens; any other OIDC issuer leaves this unset."""
 
@@ -54,6 +59,15 @@ class StripeSettings:
     timeout_seconds: float
     max_network_retries: int
     key_max_age_seconds: int
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    customers_table: str
+    livemode: bool  # the mode of the deployment's Stripe key: events of the other mode are ignored
+    signing_secret: str | None  # local use only
+    signing_secret_arn: str | None
+    secret_max_age_seconds: int
 
 
 @dataclass(frozen=True)
@@ -104,6 +118,28 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         policy=policy,
         # API Gateway answers 504 at 30 s; leave room for the one DynamoDB write a deadline must not cut.
         request_deadline_seconds=env.number("REQUEST_DEADLINE_SECONDS", default=20.0, low=5.0, high=20.0),
+    )
+
+
+def load_webhook_settings(environ: Mapping[str, str] | None = None) -> WebhookSettings:
+    """The webhook function's settings: the table, the mode, and where the signing secrets are."""
+    env = _Env(os.environ if environ is None else environ)
+    secret = env.optional("STRIPE_WEBHOOK_SECRET")
+    secret_arn = env.optional("STRIPE_WEBHOOK_SECRET_ARN")
+    if bool(secret) == bool(secret_arn):
+        raise ConfigurationError(
+            "STRIPE_WEBHOOK_SECRET_ARN",
+            "set exactly one of STRIPE_WEBHOOK_SECRET_ARN (deployed) "
+            "or STRIPE_WEBHOOK_SECRET (local use only)",
+        )
+    if secret and not all(part.startswith("whsec_") for part in secret.replace(",", " ").split()):
+        raise ConfigurationError("STRIPE_WEBHOOK_SECRET", "expected one or two signing secrets (whsec_…)")
+    return WebhookSettings(
+        customers_table=env.required("CUSTOMERS_TABLE"),
+        livemode=env.choice("STRIPE_MODE", StripeMode, StripeMode.TEST) is StripeMode.LIVE,
+        signing_secret=secret,
+        signing_secret_arn=secret_arn,
+        secret_max_age_seconds=env.integer("STRIPE_KEY_MAX_AGE_SECONDS", default=300, low=0, high=3600),
     )
 
 

@@ -8,6 +8,7 @@ this module: they are logged by code, not echoed.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,19 +18,27 @@ import stripe
 from aws_lambda_powertools import Logger
 
 from portal_links.deadline import Deadline
-from portal_links.errors import StripeRejected, StripeUnavailable
+from portal_links.errors import (
+    CustomerGone,
+    EventMalformed,
+    SignatureInvalid,
+    StripeRejected,
+    StripeUnavailable,
+)
 
 if TYPE_CHECKING:
     from stripe.params import CustomerCreateParams
     from stripe.params.billing_portal import SessionCreateParams
 
-    from portal_links.settings import StripeSettings
+    from portal_links.settings import StripeSettings, WebhookSettings
 
 logger = Logger(child=True)
 CONNECT_TIMEOUT_SECONDS = 2.0
 # Below this, an attempt cannot finish; stop instead of starting one that the gateway would cut off.
 MIN_ATTEMPT_SECONDS = 0.25
 KEY_PREFIXES = ("sk_", "rk_")
+SIGNATURE_TOLERANCE_SECONDS = 300
+CREATION_KEY_FIELD = "portal_links_creation_key"  # customer metadata: the reservation that made it
 # stripe-python's DEBUG lines carry response bodies, i.e. portal URLs; keep them off even at DEBUG log level.
 logging.getLogger("stripe").setLevel(logging.INFO)
 
@@ -77,13 +86,14 @@ class DeadlineRequestsClient(stripe.RequestsClient):
         return super().request(method, url, headers, post_data)
 
 
-def stripe_key_source(settings: StripeSettings) -> Callable[[], str]:
-    """The API key: the local one, or the Secrets Manager secret, cached for `key_max_age_seconds`."""
-    local_key = settings.api_key
-    if local_key is not None:
-        return lambda: local_key
-    secret_arn = settings.secret_arn
-    assert secret_arn is not None  # settings guarantee exactly one of the two
+def secret_source(
+    local: str | None, arn: str | None, max_age_seconds: int, what: str, valid: Callable[[str], bool]
+) -> Callable[[], str]:
+    """A Stripe secret: the local value, or the Secrets Manager secret `arn`, cached for `max_age_seconds`.
+    A secret that cannot be read or is not `valid` makes the request a 503 and logs which one it was."""
+    if local is not None:
+        return lambda: local
+    assert arn is not None  # settings guarantee exactly one of the two
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
     from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
     from botocore.config import Config
@@ -94,16 +104,69 @@ def stripe_key_source(settings: StripeSettings) -> Callable[[], str]:
 
     def from_secrets_manager() -> str:
         try:
-            key = str(provider.get(secret_arn, max_age=settings.key_max_age_seconds)).strip()
+            value = str(provider.get(arn, max_age=max_age_seconds)).strip()
         except GetParameterError as exc:
-            logger.error("the Stripe key could not be read from Secrets Manager", extra={"reason": str(exc)})
+            logger.error(f"the {what} could not be read from Secrets Manager", extra={"reason": str(exc)})
             raise StripeUnavailable("the payment provider is unavailable; try again shortly") from None
-        if not key.startswith(KEY_PREFIXES):
-            logger.error("the Stripe key secret does not hold a secret (sk_…) or restricted (rk_…) key")
+        if not valid(value):
+            logger.error(f"the {what} secret does not hold what it should", extra={"secret": arn})
             raise StripeUnavailable("the payment provider is unavailable; try again shortly")
-        return key
+        return value
 
     return from_secrets_manager
+
+
+def stripe_key_source(settings: StripeSettings) -> Callable[[], str]:
+    """The API key: a secret (sk_…) or restricted (rk_…) key."""
+    return secret_source(
+        settings.api_key,
+        settings.secret_arn,
+        settings.key_max_age_seconds,
+        "Stripe key",
+        lambda key: key.startswith(KEY_PREFIXES),
+    )
+
+
+def signing_secrets_source(settings: WebhookSettings) -> Callable[[], list[str]]:
+    """The webhook signing secrets: one, or two while it is being rolled (apart by whitespace or commas)."""
+    read = secret_source(
+        settings.signing_secret,
+        settings.signing_secret_arn,
+        settings.secret_max_age_seconds,
+        "webhook signing secret",
+        lambda value: (
+            1 <= len(_secrets_in(value)) <= 2 and all(s.startswith("whsec_") for s in _secrets_in(value))
+        ),
+    )
+    return lambda: _secrets_in(read())
+
+
+def _secrets_in(value: str) -> list[str]:
+    return value.replace(",", " ").split()
+
+
+def verified_event(payload: str, signature: str | None, secrets: list[str]) -> dict[str, Any]:
+    """The event in `payload` if `signature` (the Stripe-Signature header) is valid for any of `secrets`
+    and at most five minutes old; stripe-python's own verifier checks every v1 signature in the header."""
+    if not signature:
+        raise SignatureInvalid("the Stripe-Signature header is missing")
+    for secret in secrets:
+        try:
+            stripe.WebhookSignature.verify_header(
+                payload, signature, secret, tolerance=SIGNATURE_TOLERANCE_SECONDS
+            )
+        except stripe.SignatureVerificationError:
+            continue
+        break
+    else:
+        raise SignatureInvalid("the Stripe-Signature header is not valid for this endpoint, or too old")
+    try:
+        event = json.loads(payload)
+    except (ValueError, RecursionError):
+        raise EventMalformed("the event is not JSON") from None
+    if not isinstance(event, dict):
+        raise EventMalformed("the event is not a JSON object")
+    return event
 
 
 class StripeGateway:
@@ -126,9 +189,32 @@ class StripeGateway:
         return CreatedCustomer(id=customer.id, livemode=bool(customer.livemode))
 
     def create_portal_session(self, params: SessionCreateParams) -> str:
-        with _translated_errors("billing_portal.sessions.create"):
-            session = self._stripe().v1.billing_portal.sessions.create(params=params)
+        """The session's URL; `CustomerGone` if Stripe has no such customer (deleted, or the other mode)."""
+        try:
+            with _translated_errors("billing_portal.sessions.create"):
+                session = self._stripe().v1.billing_portal.sessions.create(params=params)
+        except StripeRejected as error:
+            cause = error.__cause__
+            missing = isinstance(cause, stripe.InvalidRequestError) and cause.code == "resource_missing"
+            if missing and getattr(cause, "param", None) == "customer":
+                raise CustomerGone("the mapped Stripe customer no longer exists") from cause
+            raise
         return str(session.url)
+
+    def customer_made_with(self, creation_key: str) -> CreatedCustomer | None:
+        """The customer whose metadata holds `creation_key`, found through Stripe's customer search."""
+        query = f"metadata['{CREATION_KEY_FIELD}']:'{creation_key}'"
+        with _translated_errors("customers.search"):
+            found = self._stripe().v1.customers.search(params={"query": query, "limit": 1})
+        return (
+            CreatedCustomer(id=found.data[0].id, livemode=bool(found.data[0].livemode))
+            if found.data
+            else None
+        )
+
+    def livemode(self) -> bool:
+        """Whether the key in use is a live-mode key (sk_live_…, rk_live_…): the mode of its customers."""
+        return "_live_" in self._api_key()[:8]
 
     def subscription(self, subscription_id: str) -> Subscription | None:
         """The subscription, or None if Stripe has no such subscription on this account."""

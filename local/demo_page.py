@@ -57,7 +57,43 @@ def _button(
     )
 
 
-def demo_page(origin: str, user: str | None, flows: dict[str, list[str]]) -> str:
+DEV_NOTICES = {
+    "customer-deleted": "Your Stripe customer was deleted, as in the Dashboard; the webhook unlinked it. "
+    "The next click makes a new one.",
+    "no-customer": "You have no Stripe customer yet.",
+    "checkout-completed": "You subscribed through (emulated) Checkout; the webhook linked that customer.",
+    "events-replayed": "Every event was delivered again; the mapping did not change.",
+}
+
+
+def _dev_tools(notice: str | None) -> str:
+    """make dev only: what the Stripe Dashboard and Checkout would do, to watch the mapping stay true."""
+    controls = (
+        ("delete-customer", "Delete my Stripe customer"),
+        ("checkout", "Subscribe through Checkout"),
+        ("replay", "Replay every webhook event"),
+    )
+    forms = "".join(
+        f"<form method='post' action='/dev/stripe/{name}'>"
+        f"<button class='secondary' data-testid='dev:{name}'>{label}</button></form>"
+        for name, label in controls
+    )
+    said = (
+        f"<p class='notice ok' data-testid='dev-notice'>{escape(DEV_NOTICES[notice])}</p>"
+        if notice in DEV_NOTICES
+        else ""
+    )
+    return f"<h2>Developer tools <small>(make dev only)</small></h2>{said}<div>{forms}</div>"
+
+
+def demo_page(
+    origin: str,
+    user: str | None,
+    flows: dict[str, list[str]],
+    *,
+    dev_tools: bool = False,
+    notice: str | None = None,
+) -> str:
     """The app's billing page: a button per enabled flow (one per allow-listed price where it takes one)."""
     back = f"{origin}/app"
     if user:
@@ -95,6 +131,7 @@ document.getElementById('fetch-portal').addEventListener('click', async () => {
         "<p><button id='fetch-portal' class='secondary' data-testid='fetch'>"
         "Open portal with fetch()</button> "
         "<span id='fetch-result' data-testid='fetch-result'></span></p>"
+        f"{_dev_tools(notice) if dev_tools and user else ''}"
         '<p>From a terminal: <code>curl -i -X POST -H "Authorization: Bearer $(curl -s '
         f"'{escape(origin)}/dev/token?user=demo-user')\" {escape(origin)}/portal</code></p>{script}"
     )

@@ -24,6 +24,8 @@ import jwt
 
 from local.apigw import HttpApi, LocalContext
 from local.demo_page import app_page, demo_page, sign_in_page
+from local.dev_env import DEV_TABLE
+from local.dev_tools import StripeDevTools
 from local.server import LocalServer, Reply, handler_for
 from local.stack import LocalStack, local_stack
 from local.template import http_api_cors, http_api_routes
@@ -48,6 +50,11 @@ class DevApp:
         }
         integrations = {name: one_container(handler, name) for name, handler in functions.items()}
         self.api = HttpApi(http_api_routes(), http_api_cors(stack.environment), integrations)
+        self.tools = (
+            StripeDevTools(stack.emulator, stack.dynamodb, DEV_TABLE, stack.environment["STRIPE_API_KEY"])
+            if stack.emulator is not None
+            else None
+        )
 
     def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Reply:
         path, _, query = raw_path.partition("?")
@@ -64,9 +71,25 @@ class DevApp:
         return self.api.answer(method, path, query, headers, body)
 
     def pages(self, headers: dict[str, str]) -> dict[tuple[str, str], Callable[[dict[str, str]], Reply]]:
-        """The demo app and the dev sign-in, which API Gateway would never see."""
+        """The demo app, the dev sign-in and the dev Stripe controls, which API Gateway would never see."""
+        user = self.signed_in_user(headers)
+        tools = {}
+        dev_tools = self.tools
+        if dev_tools is not None and user is not None and headers.get("origin") in (None, self.origin):
+            signed_in = user
+            controls = {
+                "delete-customer": lambda: dev_tools.delete_customer(signed_in),
+                "checkout": lambda: dev_tools.checkout(signed_in),
+                "replay": dev_tools.replay_events,
+            }
+            tools = {("POST", f"/dev/stripe/{name}"): _done(control) for name, control in controls.items()}
         return {
-            ("GET", "/"): lambda _: _html(demo_page(self.origin, self.signed_in_user(headers), self.flows)),
+            **tools,
+            ("GET", "/"): lambda p: _html(
+                demo_page(
+                    self.origin, user, self.flows, dev_tools=self.tools is not None, notice=p.get("dev")
+                )
+            ),
             ("GET", "/app"): lambda p: _html(app_page(p.get("portal_error"), p.get("done"))),
             ("GET", "/dev/sign-in"): lambda p: _html(sign_in_page(self.safe_next(p.get("next")))),
             ("POST", "/dev/sign-in"): lambda p: self.sign_in(p.get("user", ""), p.get("next")),
@@ -122,6 +145,11 @@ class DevApp:
         return Reply(
             200, self.mint(user).encode(), [("Content-Type", "text/plain"), ("Cache-Control", "no-store")]
         )
+
+
+def _done(control: Callable[[], str]) -> Callable[[dict[str, str]], Reply]:
+    """Run a dev control, then back to the demo page saying what happened (its webhooks are under way)."""
+    return lambda _: Reply(303, headers=[("Location", f"/?dev={control()}")])
 
 
 def one_container(

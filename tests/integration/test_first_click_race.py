@@ -81,3 +81,34 @@ def test_the_handler_works_against_the_moto_server(dynamodb, handler, identity, 
     assert response["statusCode"] == 303
     items = dynamodb.scan(TableName=TABLE)["Items"]
     assert [i["app_user_id"]["S"] for i in items] == ["user-http"]
+
+
+def test_fifty_concurrent_clicks_heal_a_deleted_customer_with_exactly_one_new_one(
+    dynamodb, identity, stripe, stripe_api
+):
+    # Given a user whose customer was deleted in the Stripe Dashboard, and 50 warm containers
+    stale = stripe.add_customer(metadata={"app_user_id": "healer"})
+    link_customer(dynamodb, "healer", stale)
+    stripe_api.v1.customers.delete(stale)
+    containers = [container() for _ in range(50)]
+    stripe.set_latency("POST", "/v1/customers", 0.3)
+    token = identity.token("healer")
+    start = threading.Barrier(len(containers))
+
+    def click(one):
+        start.wait()
+        return one(token)
+
+    # When the user's clicks reach all of them at once
+    with ThreadPoolExecutor(max_workers=len(containers)) as pool:
+        urls = list(pool.map(click, containers))
+
+    # Then all of them open the portal for one new customer, which the one row now links
+    assert len(set(urls)) == len(containers)
+    [customer] = stripe.customers()
+    assert customer["id"] != stale
+    assert {s["customer"] for s in stripe.sessions()} == {customer["id"]}
+    items = dynamodb.scan(TableName=TABLE)["Items"]
+    assert [(i["app_user_id"]["S"], i["stripe_customer_id"]["S"]) for i in items] == [
+        ("healer", customer["id"])
+    ]

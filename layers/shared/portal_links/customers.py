@@ -169,7 +169,7 @@ class CustomerTable:
             "deleted_customer_id": {"S": stripe_customer_id},
             "expires_at": {"N": str(expires)},
         }
-        self._put(item, None, {})
+        self._put(item, f"attribute_not_exists({KEY})", {})  # a replayed deletion keeps the first expiry
 
     def is_buried(self, stripe_customer_id: str) -> bool:
         return self._get_item(TOMBSTONE_PREFIX + stripe_customer_id) is not None

@@ -39,5 +39,15 @@ def flow_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+
+
+def webhook_table() -> str:
+    from portal_links.webhooks import WEBHOOK_EVENTS
+
+    rows = ["| event | what it does to the mapping |", "| --- | --- |"]
+    rows += [f"| `{kind}` | {rule.summary} |" for kind, rule in WEBHOOK_EVENTS.items()]
+    return "\n".join(rows) + "\n"
+
+
 if __name__ == "__main__":
-    print(flow_table(), end="")
+    print(flow_table(), webhook_table(), sep="\n", end="")

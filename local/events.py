@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from local.apigw import http_api_event
+from local.apigw import Route, http_api_event
+from local.dev_env import DEV_WEBHOOK_SECRET
 from local.identity_provider import DEV_ISSUER, IdentityProvider
+from local.stripe_emulator.events import signature_header
+from local.template import http_api_routes
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
 APP_ORIGIN = DEV_ISSUER  # the demo page, the API and the dev issuer share make dev's origin
@@ -36,6 +39,7 @@ class EventSpec:
     query: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     token_claims: dict[str, Any] = field(default_factory=dict)
+    stripe_event: dict[str, Any] | None = None  # a webhook delivery, signed with make dev's secret
 
 
 SPECS: dict[str, EventSpec] = {
@@ -125,6 +129,21 @@ SPECS: dict[str, EventSpec] = {
         user="new-user",
         accept_json=True,
     ),
+    "webhook-stale-signature.json": EventSpec(
+        "A Stripe webhook delivery signed long ago (as any committed one is): 400, nothing written",
+        400,
+        path="/stripe/webhook",
+        user=None,
+        stripe_event={
+            "id": "evt_events_dir",
+            "object": "event",
+            "api_version": "2026-10-28.endive",
+            "created": ISSUED,
+            "data": {"object": {"id": "cus_EventsDir", "object": "customer", "metadata": {}}},
+            "livemode": False,
+            "type": "customer.created",
+        },
+    ),
 }
 
 
@@ -143,21 +162,34 @@ def build_event(name: str, spec: EventSpec, identity: IdentityProvider) -> dict[
     if spec.form:
         body = urlencode(spec.form)
         headers["content-type"] = "application/x-www-form-urlencoded"
-    flow = spec.path.removeprefix("/portal/") if spec.path.startswith("/portal/") else None
+    if spec.stripe_event is not None:
+        body = json.dumps(spec.stripe_event)
+        headers["content-type"] = "application/json"
+        headers["stripe-signature"] = signature_header(body.encode(), DEV_WEBHOOK_SECRET, ISSUED)
+    route, parameters = route_for(spec.method, spec.path)
     event = http_api_event(
         spec.method,
         spec.path,
         query=spec.query,
         headers=headers,
         body=body,
-        route_key=f"{spec.method} /portal/{{flow}}" if flow else None,
-        path_parameters={"flow": flow} if flow else None,
+        route_key=route.key if route else None,
+        path_parameters=parameters or None,
     )
     request_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"portal-links/events/{name}"))
     event["requestContext"].update(
         requestId=request_id, time="01/Jan/2026:00:00:00 +0000", timeEpoch=ISSUED * 1000
     )
     return event
+
+
+def route_for(method: str, path: str) -> tuple[Route | None, dict[str, str]]:
+    """The template's route that takes this request, and its path parameters, as API Gateway matches."""
+    for route in http_api_routes():
+        parameters = route.match(method, path)
+        if parameters is not None:
+            return route, parameters
+    return None, {}
 
 
 def write_events() -> list[Path]:

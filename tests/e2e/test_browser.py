@@ -146,3 +146,25 @@ def test_every_request_is_logged_in_one_line_without_portal_urls(dev_server):
 
     assert "POST /portal 303 -> portal session" in log
     assert "/p/session/" not in log
+
+
+def test_a_customer_deleted_in_stripe_heals_on_the_next_click(page, dev_server, output):
+    # Given a user with a customer, who opens the portal once
+    sign_in(page, dev_server, "healing-user")
+    page.get_by_test_id("portal").click()
+    first = portal_fields(page, dev_server)["Customer"]
+
+    # When the customer is deleted at Stripe (the developer tool calls DELETE /v1/customers/{id})
+    page.goto(f"{dev_server.origin}/")
+    page.get_by_test_id("dev:delete-customer").click()
+    page.wait_for_url(f"{dev_server.origin}/?dev=customer-deleted")
+    assert "webhook unlinked it" in page.get_by_test_id("dev-notice").inner_text()
+    page.screenshot(path=output / "dev-tools-customer-deleted.png", full_page=True)
+
+    # Then the next click opens the portal for a new customer, linked in its place
+    page.get_by_test_id("portal").click()
+    second = portal_fields(page, dev_server)["Customer"]
+    assert second.startswith("cus_")
+    assert second != first
+    customers = stripe_get(dev_server, "/v1/customers?limit=100")["data"]
+    assert [c["id"] for c in customers if c["metadata"].get("app_user_id") == "healing-user"] == [second]

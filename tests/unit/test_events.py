@@ -9,9 +9,10 @@ import pytest
 
 from local.demo import seed_demo
 from local.dev_env import DEV_TABLE, dev_environment
-from local.events import EVENTS_DIR, SPECS, build_event
+from local.events import EVENTS_DIR, SPECS, build_event, route_for
 from local.identity_provider import DEV_ISSUER, IdentityProvider
 from local.template import customers_table_definition
+from tests.conftest import Invoker
 
 EVENT_FILES = sorted(path.name for path in EVENTS_DIR.glob("*.json"))
 
@@ -34,7 +35,17 @@ def dev_handler(env, handler, aws, stripe, dev_identity):
     aws.create_table(**customers_table_definition(DEV_TABLE))
     seed_demo(stripe, aws, DEV_TABLE)
     handler.module.portal.cache_clear()
-    return handler
+    import webhook_handler
+
+    webhook_handler.webhooks.cache_clear()
+    functions = {"PortalFunction": handler, "WebhookFunction": Invoker(webhook_handler)}
+
+    def invoke(event):
+        # The route decides the function, as API Gateway's integrations do.
+        route, _ = route_for(event["requestContext"]["http"]["method"], event["rawPath"])
+        return functions[route.function if route else "PortalFunction"](event)
+
+    return invoke
 
 
 def test_every_event_file_is_described():

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -343,3 +344,9 @@ def test_a_dynamodb_failure_is_500_so_that_stripe_retries(webhook, env, aws):
 
     assert response["statusCode"] == 500
     assert json.loads(response["body"])["code"] == "store_unavailable"
+
+
+def test_the_readme_webhook_table_is_rendered_from_the_event_table():
+    from local.docs import webhook_table
+
+    assert webhook_table() in (Path(__file__).resolve().parents[2] / "README.md").read_text()

@@ -17,6 +17,7 @@ import stripe as stripe_sdk
 from stripe.billing_portal import Session
 from stripe.params import SubscriptionCreateParamsItem
 
+from local.server import Reply, serve_in_background
 from local.stripe_emulator.billing_portal import ADDED_IN, ALWAYS
 from tests.conftest import API_KEY
 
@@ -679,3 +680,109 @@ def test_accessors_return_copies(stripe, world):
 
     assert stripe.subscription(world["subscription"])["status"] == "active"
     assert stripe.customers()[0]["email"] is None
+
+
+class TestIdempotencyKeysExpire:
+    def test_within_24_hours_a_key_replays_the_first_answer(self, stripe):
+        first = client(stripe).v1.customers.create(options={"idempotency_key": "k-1"})
+        stripe.advance_clock(24 * 3600 - 60)
+
+        again = client(stripe).v1.customers.create(options={"idempotency_key": "k-1"})
+
+        assert again.id == first.id
+        assert len(stripe.customers()) == 1
+
+    def test_after_24_hours_stripe_has_forgotten_the_key(self, stripe):
+        first = client(stripe).v1.customers.create(options={"idempotency_key": "k-1"})
+        stripe.advance_clock(24 * 3600 + 1)
+
+        again = client(stripe).v1.customers.create(options={"idempotency_key": "k-1"})
+
+        assert again.id != first.id
+        assert len(stripe.customers()) == 2
+
+
+class TestCustomerSearch:
+    def test_finds_customers_by_metadata(self, stripe):
+        wanted = stripe.add_customer(metadata={"portal_links_creation_key": "abc"})
+        stripe.add_customer(metadata={"portal_links_creation_key": "other"})
+
+        found = client(stripe).v1.customers.search(
+            params={"query": "metadata['portal_links_creation_key']:'abc'"}
+        )
+
+        assert [c.id for c in found.data] == [wanted]
+        assert found.object == "search_result"
+
+    def test_and_joins_clauses(self, stripe):
+        wanted = stripe.add_customer(email="a@example.com", metadata={"app_user_id": "u1"})
+        stripe.add_customer(email="b@example.com", metadata={"app_user_id": "u1"})
+
+        found = client(stripe).v1.customers.search(
+            params={"query": "email:'a@example.com' AND metadata['app_user_id']:'u1'"}
+        )
+
+        assert [c.id for c in found.data] == [wanted]
+
+    def test_deleted_customers_are_not_found(self, stripe):
+        gone = stripe.add_customer(metadata={"k": "v"})
+        client(stripe).v1.customers.delete(gone)
+
+        assert client(stripe).v1.customers.search(params={"query": "metadata['k']:'v'"}).data == []
+
+    @pytest.mark.parametrize("query", ["k:v", "metadata['k']:v", "email:'a' AND OR name:'b'", "email:"])
+    def test_a_query_it_cannot_parse_is_refused(self, stripe, query):
+        with pytest.raises(stripe_sdk.InvalidRequestError) as refused:
+            client(stripe).v1.customers.search(params={"query": query})
+
+        assert refused.value.param == "query"
+
+
+class TestWebhookDelivery:
+    def test_an_endpoint_made_through_the_api_gets_signed_events_stripe_python_verifies(self, stripe):
+        received: list[tuple[bytes, str]] = []
+
+        def respond(method, path, headers, body):
+            received.append((body, headers["stripe-signature"]))
+            return Reply(200, b"{}")
+
+        server = serve_in_background(respond, "webhook-receiver")
+        try:
+            url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+            endpoint = client(stripe).v1.webhook_endpoints.create(
+                params={"url": url, "enabled_events": ["customer.created", "customer.deleted"]}
+            )
+            customer = client(stripe).v1.customers.create(params={"metadata": {"app_user_id": "u1"}})
+            client(stripe).v1.customers.update(customer.id, params={"name": "Ann"})  # not subscribed to
+            client(stripe).v1.customers.delete(customer.id)
+            deliveries = stripe.deliveries()
+        finally:
+            server.stop()
+
+        assert endpoint.secret.startswith("whsec_")
+        assert [(d.event_type, d.status) for d in deliveries] == [
+            ("customer.created", 200),
+            ("customer.deleted", 200),
+        ]
+        events = [
+            stripe_sdk.Webhook.construct_event(body.decode(), signature, endpoint.secret)
+            for body, signature in received
+        ]
+        assert [e.type for e in events] == ["customer.created", "customer.deleted"]
+        assert events[0].data.object.metadata["app_user_id"] == "u1"
+        assert [e.id for e in events] == [e["id"] for e in stripe.events() if e["type"] != "customer.updated"]
+
+    def test_the_secret_is_shown_only_when_the_endpoint_is_made(self, stripe):
+        client(stripe).v1.webhook_endpoints.create(
+            params={"url": "https://example.com/h", "enabled_events": ["*"]}
+        )
+
+        [listed] = client(stripe).v1.webhook_endpoints.list().data
+
+        assert "secret" not in listed
+
+    def test_an_event_type_stripe_does_not_send_here_is_refused(self, stripe):
+        with pytest.raises(stripe_sdk.InvalidRequestError):
+            client(stripe).v1.webhook_endpoints.create(
+                params={"url": "https://example.com/h", "enabled_events": ["customer.teleported"]}
+            )

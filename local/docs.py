@@ -39,8 +39,6 @@ def flow_table() -> str:
     return "\n".join(rows) + "\n"
 
 
-
-
 def webhook_table() -> str:
     from portal_links.webhooks import WEBHOOK_EVENTS
 

@@ -43,10 +43,10 @@ def token_for(server: DevServer, user: str) -> str:
 
 
 def linked_customer(table: Any, user: str) -> str | None:
-    item = table.get_item(TableName=DEV_TABLE, Key={"app_user_id": {"S": user}}, ConsistentRead=True).get(
-        "Item"
-    )
-    return (item or {}).get("stripe_customer_id", {}).get("S")
+    key = {"app_user_id": {"S": user}}
+    item = table.get_item(TableName=DEV_TABLE, Key=key, ConsistentRead=True).get("Item") or {}
+    customer = item.get("stripe_customer_id", {}).get("S")
+    return str(customer) if customer else None
 
 
 def eventually(check: Callable[[], bool], seconds: float = 10.0) -> None:

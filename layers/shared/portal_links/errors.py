@@ -97,3 +97,9 @@ class StripeRejected(PortalError):
     """Stripe refused a request we built; a bug or a misconfiguration, never the client's fault."""
 
     code = "stripe_rejected"
+
+
+class PortalNotConfigured(PortalError):
+    """Stripe makes no portal session until the operator saves the portal settings in its Dashboard."""
+
+    code = "portal_not_configured"

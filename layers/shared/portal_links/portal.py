@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from portal_links.customers import CustomerLink, CustomerTable, new_link
 from portal_links.deadline import Deadline
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 logger = Logger(child=True)
 metrics = Metrics()
+HOMEPAGE = "homepage"  # the `flow` of a session without flow_data, in logs and metrics
 
 
 class PortalRequest(Protocol):
@@ -90,13 +91,12 @@ class PortalService:
         else:
             customer, subscription = self.customer_for(user), None
         url = self._stripe.create_portal_session(self._session_params(customer, flow, subscription, vetted))
+        flow_name = flow.name if flow else HOMEPAGE
         metrics.add_metric(name="PortalSessionsCreated", unit=MetricUnit.Count, value=1)
+        count_session_of(flow_name)
         logger.info(
             "portal session created",
-            extra={
-                "stripe_customer_id": customer.stripe_customer_id,
-                "flow": flow.name if flow else "homepage",
-            },
+            extra={"stripe_customer_id": customer.stripe_customer_id, "flow": flow_name},
         )
         return url
 
@@ -207,6 +207,14 @@ class PortalService:
                 extra={"stored_customer": stored.stripe_customer_id, "unlinked_customer": created.id},
             )
         return stored
+
+
+def count_session_of(flow_name: str) -> None:
+    """PortalSessionsCreated by `flow`, in a record of its own: the dimension must not reach other metrics."""
+    by_flow = EphemeralMetrics()
+    by_flow.add_dimension(name="flow", value=flow_name)
+    by_flow.add_metric(name="PortalSessionsCreated", unit=MetricUnit.Count, value=1)
+    by_flow.flush_metrics()
 
 
 def customer_idempotency_key(app_user_id: str) -> str:

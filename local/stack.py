@@ -75,9 +75,9 @@ def local_stack(
             jwks_url=f"{identity.url}/.well-known/jwks.json" if serve_identity else None,
         )
         if real_stripe_key:
-            environment.pop("PORTAL_POLICY_FILE")  # the demo prices exist only in the emulator
-            if environ.get("PORTAL_POLICY_FILE"):
-                environment["PORTAL_POLICY_FILE"] = environ["PORTAL_POLICY_FILE"]
+            # The demo prices exist only in the emulator: the policy is the developer's, or the defaults.
+            for policy in ("PORTAL_POLICY", "PORTAL_POLICY_FILE"):
+                environment[policy] = environ.get(policy, "")
         environment["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb_url
         os.environ.update(environment)
 

@@ -1,4 +1,4 @@
-"""Every error code the server can answer is in the README's error table and the demo app's messages."""
+"""Every error code the server can answer is in the README (its table, its TypeScript) and the demo app."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 from local.demo_page import ERROR_MESSAGES
 from portal_links.errors import PortalError
+from portal_links.flows import FLOWS
 from portal_links.http import error_entry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,3 +34,22 @@ def test_the_readme_error_table_lists_every_code_with_its_status():
 def test_the_demo_app_has_a_message_for_every_code_a_browser_can_come_back_with():
     # A browser without a valid sign-in goes to the sign-in page, never back with ?portal_error=.
     assert set(ERROR_MESSAGES) == set(error_kinds()) - {"unauthenticated"}
+
+
+def typescript_union(name: str) -> set[str]:
+    """The string literals of `export type <name> = "a" | "b" …;` in the README's TypeScript helper."""
+    [union] = re.findall(rf"^export type {name} =(.*?);$", README, re.MULTILINE | re.DOTALL)
+    return set(re.findall(r'"([a-z_]+)"', union))
+
+
+def test_the_typescript_helpers_error_codes_are_the_servers():
+    assert typescript_union("PortalErrorCode") == set(error_kinds())
+
+
+def test_the_typescript_helpers_flows_and_parameters_are_the_flow_tables():
+    [params] = re.findall(r"^export interface PortalParams \{(.*?)^\}", README, re.MULTILINE | re.DOTALL)
+
+    assert typescript_union("PortalFlow") == set(FLOWS)
+    assert set(re.findall(r"^  (\w+)\?:", params, re.MULTILINE)) == {
+        name for flow in FLOWS.values() for name in flow.parameters
+    }

@@ -10,7 +10,7 @@ PORT ?= 3000
 # The layer package and the handler, importable as Lambda sees them (/opt/python and the task root).
 RUN_LOCAL := PYTHONPATH=layers/shared:functions/portal:functions/webhook $(BIN)/python -m
 
-.PHONY: dev test lint types validate build unit property integration layer-check browser-deps browser invoke clean
+.PHONY: dev test lint types validate build unit property integration layer-check browser-deps browser invoke deploy clean
 
 $(STAMP): requirements-dev.txt layers/shared/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required") if sys.version_info < (3, 11) else None'
@@ -54,11 +54,14 @@ browser: browser-deps
 	$(PYTEST) tests/e2e
 
 dev: $(STAMP)  ## the whole service on http://127.0.0.1:$(PORT) with embedded stand-ins
-	$(RUN_LOCAL) local.dev_server --port $(PORT)
+	$(RUN_LOCAL) local.dev_server --port $(PORT) --sam-env-file .aws-sam/dev-env.json
 
 invoke: $(STAMP)  ## one event through the handler, like `sam local invoke -e`, without Docker
 	@test -n "$(EVENT)" || { echo "usage: make invoke EVENT=events/portal-post.json"; exit 2; }
 	$(RUN_LOCAL) local.invoke $(EVENT)
+
+deploy: build  ## first time `sam deploy --guided` (answers saved in samconfig.toml), then `sam deploy`
+	$(BIN)/python -m local.deploy
 
 clean:
 	rm -rf .aws-sam .mypy_cache .ruff_cache .pytest_cache .hypothesis test-output

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import tempfile
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +14,9 @@ NEWCOMER = "new-user"  # no customer yet: the first click creates one
 USERS = {SUBSCRIBER: "Dana Demo (subscriber)", NEWCOMER: "Nico New (no customer yet)"}
 
 
-def demo_policy_file(origin: str) -> Path:
-    """The demo policy with its redirect targets on `origin`, written where the function can read it."""
-    rendered = Path(tempfile.gettempdir()) / f"portal-links-demo-policy-{origin.rsplit(':', 1)[-1]}.json"
-    rendered.write_text(DEMO_POLICY.read_text().replace("{origin}", origin))
-    return rendered
+def demo_policy(origin: str) -> str:
+    """The demo policy with its redirect targets on `origin`, as PORTAL_POLICY takes it: one line of JSON."""
+    return json.dumps(json.loads(DEMO_POLICY.read_text().replace("{origin}", origin)), separators=(",", ":"))
 
 
 def seed_demo(emulator: StripeEmulator, dynamodb: Any, table: str) -> None:

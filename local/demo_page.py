@@ -17,6 +17,7 @@ ERROR_MESSAGES = {
     "subscription_not_found": "We could not find that subscription.",
     "no_billing_account": "There is no billing account for you yet.",
     "unknown_flow": "That billing action is not available.",
+    "not_found": "That billing link does not exist.",
     "csrf_rejected": "That request did not come from this app.",
     "invalid_parameter": "Something in that request was not valid.",
     "unknown_parameter": "That request asked for something the app does not allow.",
@@ -24,6 +25,7 @@ ERROR_MESSAGES = {
     "store_unavailable": "Billing is briefly unavailable. Please try again in a moment.",
     "identity_provider_unavailable": "Sign-in is briefly unavailable. Please try again in a moment.",
     "stripe_rejected": "Billing could not be opened. Please contact support.",
+    "portal_not_configured": "Billing is not set up yet. Please contact support.",
     "internal_error": "Something went wrong on our side. Please try again.",
 }
 STYLE = (

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -24,7 +25,7 @@ import jwt
 
 from local.apigw import HttpApi, LocalContext
 from local.demo_page import app_page, demo_page, sign_in_page
-from local.dev_env import DEV_TABLE
+from local.dev_env import DEV_TABLE, write_sam_env_file
 from local.dev_tools import StripeDevTools
 from local.server import LocalServer, Reply, handler_for
 from local.stack import LocalStack, local_stack
@@ -192,7 +193,7 @@ def describe(method: str, path: str, reply: Reply, origin: str, millis: float) -
     return f"{time.strftime('%H:%M:%S')} {method} {route} {reply.status}{target} ({millis:.0f} ms)"
 
 
-def serve(port: int) -> None:
+def serve(port: int, sam_env_file: Path | None = None) -> None:
     origin = f"http://127.0.0.1:{port}"
     try:
         server = LocalServer(("127.0.0.1", port), handler_for(lambda *_: Reply(503)))
@@ -200,6 +201,8 @@ def serve(port: int) -> None:
         sys.exit(f"make dev: cannot listen on 127.0.0.1:{port} ({exc.strerror}); set PORT=<another port>")
     with local_stack(origin, serve_identity=False, deliver_webhooks=True) as stack:
         app = DevApp(stack)
+        if sam_env_file is not None:
+            write_sam_env_file(sam_env_file, stack.environment)
 
         def respond(method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
             started = time.perf_counter()
@@ -221,7 +224,8 @@ def serve(port: int) -> None:
             f"  flows enabled   {', '.join(app.flows) or 'none'}\n"
             f"  DynamoDB        moto at {stack.environment['AWS_ENDPOINT_URL_DYNAMODB']}\n"
             f"  Stripe          {stack.stripe_description}\n"
-            "Ctrl-C to stop.",
+            + (f"  sam local       --env-vars {sam_env_file} (see the README)\n" if sam_env_file else "")
+            + "Ctrl-C to stop.",
             flush=True,
         )
         for stop_signal in (signal.SIGINT, signal.SIGTERM):
@@ -241,7 +245,11 @@ def _stop(signum: int, frame: object) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Run Portal Links locally with embedded stand-ins.")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
-    serve(parser.parse_args().port)
+    parser.add_argument(
+        "--sam-env-file", type=Path, help="write the env file for `sam local --env-vars` that points here"
+    )
+    arguments = parser.parse_args()
+    serve(arguments.port, arguments.sam_env_file)
 
 
 if __name__ == "__main__":

@@ -79,10 +79,11 @@ def local_stack(
             jwks_url=f"{identity.url}/.well-known/jwks.json" if serve_identity else None,
         )
         if real_stripe_key:
-            environment.pop("PORTAL_POLICY_FILE")  # the demo prices exist only in the emulator
-            for name in ("PORTAL_POLICY_FILE", "STRIPE_WEBHOOK_SECRET"):  # e.g. `stripe listen`'s secret
-                if environ.get(name):
-                    environment[name] = environ[name]
+            # The demo prices exist only in the emulator: the policy is the developer's, or the defaults.
+            for policy in ("PORTAL_POLICY", "PORTAL_POLICY_FILE"):
+                environment[policy] = environ.get(policy, "")
+            if environ.get("STRIPE_WEBHOOK_SECRET"):  # e.g. `stripe listen`'s secret
+                environment["STRIPE_WEBHOOK_SECRET"] = environ["STRIPE_WEBHOOK_SECRET"]
         environment["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb_url
         os.environ.update(environment)
 

@@ -44,6 +44,16 @@ def customers_table_definition(table_name: str) -> dict[str, Any]:
     }
 
 
+def function_variables(function: str) -> dict[str, Any]:
+    """The environment variables a function declares, the Globals' included (as `sam local` reads them)."""
+    template = load_template()
+    globals_ = template.get("Globals", {}).get("Function", {})
+    declared: dict[str, Any] = {}
+    for scope in (globals_, template["Resources"][function]["Properties"]):
+        declared.update(scope.get("Environment", {}).get("Variables", {}))
+    return declared
+
+
 def http_api_routes(api: str = "PortalApi") -> tuple[Route, ...]:
     """Every HttpApi event that names this API, as the routes API Gateway matches."""
     return tuple(

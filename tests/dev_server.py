@@ -36,7 +36,7 @@ def running_dev_server(**environment: str) -> Iterator[DevServer]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("STRIPE_API_KEY", "STRIPE_API_BASE", "PORTAL_POLICY_FILE")
+        if k not in ("STRIPE_API_KEY", "STRIPE_API_BASE", "PORTAL_POLICY_FILE", "PORTAL_POLICY")
     }
     env.update(environment)
     env["PYTHONPATH"] = os.pathsep.join(

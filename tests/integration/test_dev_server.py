@@ -241,6 +241,7 @@ def test_the_allowed_origin_may_read_the_apis_answer(server):
     assert cors_headers(headers) == {
         "Access-Control-Allow-Origin": server.origin,
         "Access-Control-Allow-Credentials": "true",
+        "Access-Control-Expose-Headers": "retry-after",
     }
     assert "Origin" in headers.get_all("Vary", [])
 

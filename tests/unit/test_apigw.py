@@ -116,6 +116,7 @@ def test_cors_comes_from_the_template_with_the_allowed_origins_parameter_split()
         allow_origins=(APP, "https://admin.example.com"),
         allow_methods=("GET", "POST"),
         allow_headers=("authorization", "content-type"),
+        expose_headers=("retry-after",),
         allow_credentials=True,
         max_age=600,
     )

@@ -42,6 +42,19 @@ ROOT = Path(__file__).resolve().parents[2]
         ({"STRIPE_TIMEOUT_SECONDS": "soon"}, "STRIPE_TIMEOUT_SECONDS"),
         ({"STRIPE_MAX_NETWORK_RETRIES": "0"}, "STRIPE_MAX_NETWORK_RETRIES"),
         ({"STRIPE_MAX_NETWORK_RETRIES": "2.5"}, "STRIPE_MAX_NETWORK_RETRIES"),
+        ({"PORTAL_POLICY": "{", "PORTAL_POLICY_FILE": None}, "PORTAL_POLICY"),
+        ({"PORTAL_POLICY": "{}", "PORTAL_POLICY_FILE": "portal-policy.json"}, "PORTAL_POLICY"),
+        # A container's name for its host is as local as localhost, and as insecure: only when allowed.
+        (
+            {
+                "AUTH_JWKS_URL": "http://host.docker.internal:3000/jwks.json",
+                "ALLOW_INSECURE_LOCALHOST": None,
+                "ALLOWED_ORIGINS": "https://app.example.com",
+                "AUTH_ISSUER": "https://issuer.example.com",
+            },
+            "AUTH_JWKS_URL",
+        ),
+        ({"STRIPE_API_BASE": "http://stripe.example.com"}, "STRIPE_API_BASE"),
     ],
 )
 def test_bad_setting_fails_the_cold_start_naming_it(env, aws, overrides, setting):

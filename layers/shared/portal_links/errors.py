@@ -104,13 +104,23 @@ class CustomerGone(StripeRejected):
     The pipeline replaces it; only if that fails too does the client see it, as stripe_rejected."""
 
 
-class SignatureInvalid(PortalError):
+class WebhookRefused(PortalError):
+    """A webhook delivery Stripe must not retry as it is: answered 400 to Stripe, never seen by a browser."""
+
+
+class SignatureInvalid(WebhookRefused):
     """A webhook request whose Stripe-Signature is missing, wrong, or older than the tolerance."""
 
     code = "signature_invalid"
 
 
-class EventMalformed(PortalError):
+class EventMalformed(WebhookRefused):
     """A signed webhook request whose body is not an event we can read."""
 
     code = "event_malformed"
+
+
+class PortalNotConfigured(PortalError):
+    """Stripe makes no portal session until the operator saves the portal settings in its Dashboard."""
+
+    code = "portal_not_configured"

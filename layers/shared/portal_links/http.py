@@ -29,6 +29,7 @@ from portal_links.errors import (
     NoBillingAccount,
     NoSubscription,
     PortalError,
+    PortalNotConfigured,
     RouteNotFound,
     SignatureInvalid,
     StripeRejected,
@@ -91,6 +92,8 @@ ERRORS: dict[type[Exception], ErrorEntry] = {
         503, "Temporarily unavailable", logging.WARNING, "dependency unavailable", "UpstreamErrors"
     ),
     StripeRejected: ErrorEntry(502, "Payment provider error", logging.ERROR, "payment provider refused"),
+    # The operator's to fix, not the client's: 503 without Retry-After, since retrying soon will not help.
+    PortalNotConfigured: ErrorEntry(503, "Billing portal not set up", logging.ERROR, "portal not set up"),
     Exception: ErrorEntry(500, "Internal error", logging.ERROR, "unexpected error", "InternalErrors"),
 }
 

@@ -1,9 +1,9 @@
 """The operator's portal policy: which flows are enabled and everything about them the server decides.
 
-Read from a JSON document (PORTAL_POLICY_FILE) at cold start. Every key is checked; an unknown key or a
-bad value fails the cold start with a ConfigurationError naming the key, e.g.
-`policy.flows.<flow>.after_completion.custom_message`. Which flows exist, which keys each takes and from
-which API version comes from the flow table (flows.FLOWS), handed in by the caller.
+Read from a JSON document (PORTAL_POLICY_FILE, or PORTAL_POLICY itself for local runs) at cold start.
+Every key is checked; an unknown key or a bad value fails the cold start with a ConfigurationError naming
+the key, e.g. `policy.flows.<flow>.after_completion.custom_message`. Which flows exist, which keys each
+takes and from which API version comes from the flow table (flows.FLOWS), handed in by the caller.
 """
 
 from __future__ import annotations
@@ -76,18 +76,31 @@ class PortalPolicy:
 
 
 def load_policy(
-    path: str | None, url_allowed: Callable[[str], bool], flows: Iterable[FlowSpec], api_version: str
+    path: str | None,
+    url_allowed: Callable[[str], bool],
+    flows: Iterable[FlowSpec],
+    api_version: str,
+    *,
+    inline: str | None = None,
 ) -> PortalPolicy:
-    """The policy in `path` (defaults when None); `url_allowed` vets redirect targets."""
+    """The policy in `path` or the document `inline` (defaults if neither); `url_allowed` vets redirects."""
     document: Any = {}
-    if path is not None:
+    if inline is not None:
+        document = _parsed(inline, "PORTAL_POLICY", "the document")
+    elif path is not None:
         try:
-            document = json.loads(Path(path).read_text())
+            text = Path(path).read_text()
         except OSError as exc:
             raise ConfigurationError("PORTAL_POLICY_FILE", f"cannot read {path}: {exc.strerror}") from None
-        except ValueError as exc:
-            raise ConfigurationError("PORTAL_POLICY_FILE", f"{path} is not valid JSON: {exc}") from None
+        document = _parsed(text, "PORTAL_POLICY_FILE", path)
     return _Reader(url_allowed, {flow.name: flow for flow in flows}, api_version).policy(document)
+
+
+def _parsed(text: str, setting: str, source: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ConfigurationError(setting, f"{source} is not valid JSON: {exc}") from None
 
 
 class _Reader:

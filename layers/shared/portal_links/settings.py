@@ -19,6 +19,9 @@ from portal_links.policy import PortalPolicy, load_policy
 from portal_links.redirects import LOCAL_HOSTS, ReturnUrls, origin_of
 
 DEFAULT_STRIPE_API_VERSION = "2026-10-28.endive"
+# Where the function may call over plain http with ALLOW_INSECURE_LOCALHOST: this machine, or the host of
+# a `sam local` container, whose own 127.0.0.1 is the container.
+LOCAL_SERVICE_HOSTS = LOCAL_HOSTS | {"host.docker.internal"}
 _E = TypeVar("_E", bound=Enum)
 
 
@@ -105,7 +108,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 
     url_allowed = ReturnUrls(allowed_origins, allow_insecure_localhost, default_return_url).is_allowed
     stripe = _stripe_settings(env, allow_insecure_localhost)
-    policy = load_policy(env.optional("PORTAL_POLICY_FILE"), url_allowed, FLOWS.values(), stripe.api_version)
+    policy_file, policy_document = env.optional("PORTAL_POLICY_FILE"), env.optional("PORTAL_POLICY")
+    if policy_file and policy_document:
+        raise ConfigurationError(
+            "PORTAL_POLICY", "set PORTAL_POLICY_FILE or PORTAL_POLICY (the document, local use), not both"
+        )
+    policy = load_policy(policy_file, url_allowed, FLOWS.values(), stripe.api_version, inline=policy_document)
     return Settings(
         customers_table=env.required("CUSTOMERS_TABLE"),
         auth=_auth_settings(env, allow_insecure_localhost),
@@ -148,7 +156,7 @@ def _auth_settings(env: _Env, allow_insecure_localhost: bool) -> AuthSettings:
     _absolute_url("AUTH_ISSUER", issuer, allow_insecure_localhost)
     jwks_url = env.optional("AUTH_JWKS_URL")
     if jwks_url:
-        _absolute_url("AUTH_JWKS_URL", jwks_url, allow_insecure_localhost)
+        _absolute_url("AUTH_JWKS_URL", jwks_url, allow_insecure_localhost, LOCAL_SERVICE_HOSTS)
     cookie_name = env.optional("AUTH_COOKIE_NAME") or "session"
     if not cookie_name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise ConfigurationError("AUTH_COOKIE_NAME", "use letters, digits, '-', '_' or '.'")
@@ -174,7 +182,8 @@ def _stripe_settings(env: _Env, allow_insecure_localhost: bool) -> StripeSetting
         raise ConfigurationError("STRIPE_API_KEY", "expected a secret (sk_…) or restricted (rk_…) key")
     api_base = env.optional("STRIPE_API_BASE")
     if api_base:
-        _absolute_url("STRIPE_API_BASE", api_base, allow_insecure_localhost=True)
+        # Always allowed over http on a local host: a Stripe stand-in, never the real API.
+        _absolute_url("STRIPE_API_BASE", api_base, True, LOCAL_SERVICE_HOSTS)
     timeout = env.number("STRIPE_TIMEOUT_SECONDS", default=3.0, low=1.0, high=8.0)
     retries = env.integer("STRIPE_MAX_NETWORK_RETRIES", default=2, low=2, high=5)
     return StripeSettings(
@@ -196,11 +205,13 @@ def _origin(setting: str, value: str, allow_insecure_localhost: bool) -> str:
     return origin
 
 
-def _absolute_url(setting: str, value: str, allow_insecure_localhost: bool) -> None:
+def _absolute_url(
+    setting: str, value: str, allow_insecure_localhost: bool, local_hosts: frozenset[str] = LOCAL_HOSTS
+) -> None:
     parts = urlsplit(value)
     if parts.scheme == "https" and parts.hostname:
         return
-    if parts.scheme == "http" and allow_insecure_localhost and parts.hostname in LOCAL_HOSTS:
+    if parts.scheme == "http" and allow_insecure_localhost and parts.hostname in local_hosts:
         return
     raise ConfigurationError(
         setting,

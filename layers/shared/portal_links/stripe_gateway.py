@@ -21,6 +21,7 @@ from portal_links.deadline import Deadline
 from portal_links.errors import (
     CustomerGone,
     EventMalformed,
+    PortalNotConfigured,
     SignatureInvalid,
     StripeRejected,
     StripeUnavailable,
@@ -39,6 +40,10 @@ MIN_ATTEMPT_SECONDS = 0.25
 KEY_PREFIXES = ("sk_", "rk_")
 SIGNATURE_TOLERANCE_SECONDS = 300
 CREATION_KEY_FIELD = "portal_links_creation_key"  # customer metadata: the reservation that made it
+# Stripe's 400 (invalid_request_error, no code) while no default portal configuration is saved, in the
+# older and the newer wording: "…until you save your customer portal settings…" and "No configuration
+# provided and your … default configuration has not been created…".
+PORTAL_NOT_SAVED = ("save your customer portal settings", "default configuration has not been created")
 # stripe-python's DEBUG lines carry response bodies, i.e. portal URLs; keep them off even at DEBUG log level.
 logging.getLogger("stripe").setLevel(logging.INFO)
 
@@ -293,5 +298,20 @@ class _translated_errors:
         if transient:
             logger.warning("Stripe unavailable after retries", extra=details)
             raise StripeUnavailable("the payment provider is unavailable; try again shortly") from exc
+        if _portal_not_saved(exc):
+            logger.error(
+                "Stripe refuses portal sessions until the customer portal settings are saved in its Dashboard"
+                " (Settings > Billing > Customer portal, in the same mode as the key)",
+                extra=details,
+            )
+            raise PortalNotConfigured(
+                "the billing portal is not set up yet; the operator must save the customer portal settings"
+                " in the Stripe Dashboard"
+            ) from exc
         logger.error("Stripe rejected a request", extra=details)
         raise StripeRejected("the payment provider refused the request") from exc
+
+
+def _portal_not_saved(exc: stripe.StripeError) -> bool:
+    message = (exc.user_message or "").lower()
+    return isinstance(exc, stripe.InvalidRequestError) and any(text in message for text in PORTAL_NOT_SAVED)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from portal_links.customers import BillingSubject, CustomerLink, CustomerTable, Reservation, new_link
 from portal_links.errors import EventMalformed
@@ -153,7 +153,7 @@ class WebhookService:
                 "reason": change.reason,
             },
         )
-        metrics.add_metric(name=f"WebhookEvents{_title(change.action)}", unit=MetricUnit.Count, value=1)
+        count_event(change.action)
         return change
 
 
@@ -165,5 +165,9 @@ def _object_of(event: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
-def _title(action: str) -> str:
-    return "".join(part.title() for part in action.split("_"))
+def count_event(action: str) -> None:
+    """WebhookEvents by `action`, in a record of its own: the dimension must not reach other metrics."""
+    by_action = EphemeralMetrics()
+    by_action.add_dimension(name="action", value=action)
+    by_action.add_metric(name="WebhookEvents", unit=MetricUnit.Count, value=1)
+    by_action.flush_metrics()

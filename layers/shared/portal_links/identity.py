@@ -124,8 +124,10 @@ class SigningKeys:
                 continue
             try:
                 keys[entry["kid"]] = jwt.PyJWK.from_dict(entry)
-            except (jwt.PyJWTError, ValueError, TypeError, KeyError, AttributeError):
-                continue  # a malformed entry is skipped; tokens naming it are refused as unknown
+            # PyJWK raises many kinds for bad entries (alg "none": NotImplementedError); each is skipped,
+            # and tokens naming it are refused as signed with an unknown key.
+            except Exception:  # noqa: S112
+                continue
         if not keys:
             logger.error(
                 "the JWKS has no usable signing keys; every token is refused until it has",
@@ -229,7 +231,12 @@ class Authenticator:
                 issuer=auth.issuer,
                 audience=auth.audience if check_audience else None,
                 leeway=auth.leeway_seconds,
-                options={"require": ["exp", "iss", "sub"], "verify_aud": check_audience},
+                # A key below RFC 7518's minimum (RSA < 2048 bits, an HMAC secret < 32 bytes) is refused.
+                options={
+                    "require": ["exp", "iss", "sub"],
+                    "verify_aud": check_audience,
+                    "enforce_minimum_key_length": True,
+                },
             )
         except jwt.InvalidIssuerError:
             self._log_issuer_hint(token)

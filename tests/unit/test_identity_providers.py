@@ -96,6 +96,7 @@ COGNITO_KID = "1234exampleKIDabcdEFGHijkLMNop5678QRSTuvwx="
 COGNITO_WHERE = (
     "Cognito console → User pools → your pool: *User pool ID* and the Region; *App clients*: *Client ID*"
 )
+FIREBASE_JWKS = "https://www.googleapis.com/service_accounts/v1/jwk/securetoken@system.gserviceaccount.com"
 SUPABASE_ISSUER = "https://{project_ref}.supabase.co/auth/v1"
 SUPABASE = {"project_ref": "abcdefghijklmnopqrst"}
 SUPABASE_CLAIMS: dict[str, Claim] = {
@@ -292,11 +293,10 @@ PROVIDER_ROWS = (
     Provider(
         "Firebase Authentication",
         "https://securetoken.google.com/{project_id}",
-        "Project settings → General: *Project ID*. The keys are discovered "
-        "(`https://www.googleapis.com/service_accounts/v1/jwk/securetoken@system.gserviceaccount.com`)",
+        f"Project settings → General: *Project ID*. The keys are discovered (`{FIREBASE_JWKS}`)",
         subject="kGQ1uK9xIbSfe0EXAMPLEuid1234",
         audience="{project_id}",
-        discovered_jwks="https://www.googleapis.com/service_accounts/v1/jwk/securetoken@system.gserviceaccount.com",
+        discovered_jwks=FIREBASE_JWKS,
         kid="a1b2c3d4e5f60718293a4b5c6d7e8f9012345678",
         header={"typ": "JWT"},
         claims={

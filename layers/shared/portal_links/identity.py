@@ -30,7 +30,7 @@ from portal_links.settings import AuthSettings, TokenUse
 logger = Logger(child=True)
 ALGORITHMS = ("RS256", "ES256")
 SHARED_SECRET_ALGORITHMS = ("HS256",)
-# RFC 7518 3.2: an HS256 key at least as long as the hash; Supabase's JWT secrets are longer.
+# RFC 7518 3.2: an HS256 key at least as long as the hash (Supabase asks for 32 characters or more too).
 MIN_SHARED_SECRET_BYTES = 32
 SHARED_SECRET_MAX_AGE_SECONDS = 300
 DISCOVERY_PATH = "/.well-known/openid-configuration"
@@ -166,10 +166,8 @@ class SharedSecret:
         from botocore.config import Config
 
         self._secret_arn = secret_arn
-        retries: Any = {"mode": "standard", "max_attempts": 2}
-        self._provider = SecretsProvider(
-            boto_config=Config(connect_timeout=2, read_timeout=3, retries=retries)
-        )
+        config = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 2})
+        self._provider = SecretsProvider(boto_config=config)
 
     def verification_key(self, algorithm: str, kid: object) -> Any:
         from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError

@@ -25,6 +25,21 @@ ROOT = Path(__file__).resolve().parents[2]
         ({"AUTH_TOKEN_USE": "refresh"}, "AUTH_TOKEN_USE"),
         ({"AUTH_COOKIE_NAME": "bad name;"}, "AUTH_COOKIE_NAME"),
         ({"AUTH_JWKS_URL": "ftp://keys.example.com"}, "AUTH_JWKS_URL"),
+        ({"AUTH_ISSUER": "https://example.auth0.com/.well-known/openid-configuration"}, "AUTH_ISSUER"),
+        ({"AUTH_AUDIENCE": None, "AUTH_AUTHORIZED_PARTIES": " , "}, "AUTH_AUDIENCE"),
+        (
+            {"AUTH_TOKEN_USE": "access", "AUTH_AUDIENCE": None, "AUTH_AUTHORIZED_PARTIES": "x"},
+            "AUTH_AUDIENCE",
+        ),
+        ({"AUTH_TOKEN_USE": "access", "AUTH_AUTHORIZED_PARTIES": "x"}, "AUTH_AUTHORIZED_PARTIES"),
+        ({"AUTH_HS256_SECRET_ARN": "jwt-secret"}, "AUTH_HS256_SECRET_ARN"),
+        (
+            {
+                "AUTH_HS256_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt-AbCdEf",
+                "AUTH_JWKS_URL": "https://example.supabase.co/auth/v1/.well-known/jwks.json",
+            },
+            "AUTH_HS256_SECRET_ARN",
+        ),
         ({"ALLOWED_ORIGINS": "https://app.example.com/path"}, "ALLOWED_ORIGINS"),
         ({"ALLOWED_ORIGINS": " , "}, "ALLOWED_ORIGINS"),
         ({"ALLOWED_ORIGINS": "http://app.example.com"}, "ALLOWED_ORIGINS"),
@@ -85,6 +100,28 @@ def test_defaults_are_sensible(env, aws):
     assert settings.stripe.max_network_retries == 2
     assert settings.stripe.timeout_seconds == 3.0
     assert settings.stripe.api_version == "2026-10-28.endive"
+
+
+def test_neither_an_audience_nor_authorized_parties_is_refused_naming_both(env, aws):
+    import portal_handler
+
+    env(AUTH_AUDIENCE=None)
+    portal_handler.portal.cache_clear()
+
+    with pytest.raises(ConfigurationError, match="AUTH_AUTHORIZED_PARTIES"):
+        portal_handler.portal()
+
+
+def test_the_issuer_is_kept_exactly_as_configured(env, aws):
+    import portal_handler
+
+    env(AUTH_ISSUER="https://example.auth0.com/", AUTH_AUDIENCE=None, AUTH_AUTHORIZED_PARTIES=" a, b ,")
+    portal_handler.portal.cache_clear()
+
+    auth = portal_handler.portal()[0]._settings.auth
+    assert auth.issuer == "https://example.auth0.com/"
+    assert auth.audience is None
+    assert auth.authorized_parties == frozenset({"a", "b"})
 
 
 def test_importing_the_handler_with_a_bad_setting_fails_at_init(base_env):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from portal_links.customers import CustomerTable
 from portal_links.deadline import Deadline
 from portal_links.http import PortalHttp
-from portal_links.identity import Authenticator, SigningKeys
+from portal_links.identity import Authenticator
 from portal_links.portal import PortalService
 from portal_links.settings import load_settings, load_webhook_settings
 from portal_links.stripe_gateway import StripeGateway, signing_secrets_source
@@ -18,7 +18,7 @@ def compose_portal() -> tuple[PortalService, PortalHttp]:
     deadline = Deadline(settings.request_deadline_seconds)
     service = PortalService(
         settings,
-        Authenticator(settings.auth, SigningKeys(settings.auth)),
+        Authenticator.from_settings(settings.auth),
         CustomerTable.from_settings(settings.customers_table),
         StripeGateway.from_settings(settings.stripe, deadline),
         deadline,

@@ -1,9 +1,12 @@
 """Turning a token into an app user, or refusing.
 
-Tokens are JWTs from the configured issuer (Cognito by default, any OIDC issuer by setting issuer and
-audience), verified with PyJWT against the issuer's JWKS. The key set is cached for the container's life
-and refetched on an unknown `kid` at most once a minute, so a flood of forged `kid`s cannot hammer the
-issuer.
+Tokens are JWTs from the one configured issuer, its `iss` compared exactly as configured (Auth0's ends
+in "/"), and meant for this app: `aud` holds the configured audience, `azp` is one of the authorized
+parties, or both (Cognito access tokens: `client_id`). Signatures are checked with PyJWT against the
+issuer's JWKS (RS256/ES256), cached for the container's life and refetched on an unknown `kid` at most
+once a minute, so a flood of forged `kid`s cannot hammer the issuer; or, only when configured, against
+a shared HS256 secret from Secrets Manager (Supabase's legacy projects). One issuer never has both, so
+a token cannot pick its kind of key (an RSA public key used as an HMAC secret stays refused).
 """
 
 from __future__ import annotations
@@ -16,14 +19,21 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import Any, Protocol, TypeGuard
 
 import jwt
+from aws_lambda_powertools import Logger
 
 from portal_links.errors import IdentityProviderUnavailable, Unauthenticated
 from portal_links.settings import AuthSettings, TokenUse
 
+logger = Logger(child=True)
 ALGORITHMS = ("RS256", "ES256")
+SHARED_SECRET_ALGORITHMS = ("HS256",)
+# RFC 7518 3.2: an HS256 key at least as long as the hash (Supabase asks for 32 characters or more too).
+MIN_SHARED_SECRET_BYTES = 32
+SHARED_SECRET_MAX_AGE_SECONDS = 300
+DISCOVERY_PATH = "/.well-known/openid-configuration"
 REFETCH_INTERVAL_SECONDS = 60.0
 KEYS_MAX_AGE_SECONDS = 24 * 3600.0
 FETCH_TIMEOUT_SECONDS = 3.0
@@ -41,6 +51,15 @@ class AppUser:
     name: str | None = None
 
 
+class VerificationKeys(Protocol):
+    """Where a token's verification key comes from, and the algorithms that source may accept."""
+
+    @property
+    def algorithms(self) -> tuple[str, ...]: ...
+
+    def verification_key(self, algorithm: str, kid: object) -> Any: ...
+
+
 def fetch_json(url: str) -> dict[str, Any]:
     request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 - https, validated
     try:
@@ -56,6 +75,8 @@ def fetch_json(url: str) -> dict[str, Any]:
 class SigningKeys:
     """The issuer's JWKS, cached per container; thread-safe so one refetch serves concurrent callers."""
 
+    algorithms = ALGORITHMS
+
     def __init__(
         self,
         auth: AuthSettings,
@@ -69,6 +90,14 @@ class SigningKeys:
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
         self._jwks_url = auth.jwks_url
+
+    def verification_key(self, algorithm: str, kid: object) -> Any:
+        if not isinstance(kid, str) or not kid:
+            raise Unauthenticated("the token names no signing key")
+        key = self.key_for(kid)
+        if key.algorithm_name != algorithm:
+            raise Unauthenticated("the token's algorithm does not match its key")
+        return key.key
 
     def key_for(self, kid: str) -> jwt.PyJWK:
         with self._lock:
@@ -84,13 +113,7 @@ class SigningKeys:
 
     def _refresh(self, now: float) -> None:
         if self._jwks_url is None:
-            discovery = self._fetch(f"{self._auth.issuer}/.well-known/openid-configuration")
-            if str(discovery.get("issuer", "")).rstrip("/") != self._auth.issuer:
-                raise IdentityProviderUnavailable("the discovery document names a different issuer")
-            jwks_uri = discovery.get("jwks_uri")
-            if not isinstance(jwks_uri, str) or not jwks_uri.startswith(("https://", "http://")):
-                raise IdentityProviderUnavailable("the discovery document has no usable jwks_uri")
-            self._jwks_url = jwks_uri
+            self._jwks_url = self._discovered_jwks_url()
         document = self._fetch(self._jwks_url)
         keys: dict[str, jwt.PyJWK] = {}
         entries = document.get("keys")
@@ -101,16 +124,80 @@ class SigningKeys:
                 continue
             try:
                 keys[entry["kid"]] = jwt.PyJWK.from_dict(entry)
-            except (jwt.PyJWTError, ValueError, TypeError, KeyError, AttributeError):
-                continue  # a malformed entry is skipped; tokens naming it are refused as unknown
+            # PyJWK raises many kinds for bad entries (alg "none": NotImplementedError); each is skipped,
+            # and tokens naming it are refused as signed with an unknown key.
+            except Exception:  # noqa: S112
+                continue
+        if not keys:
+            logger.error(
+                "the JWKS has no usable signing keys; every token is refused until it has",
+                extra={"jwks_url": self._jwks_url, "expected": '{"keys": [{"kid": …, "kty": …}]}'},
+            )
         self._keys = keys
         self._fetched_at = now
 
+    def _discovered_jwks_url(self) -> str:
+        issuer = self._auth.issuer
+        # The discovery document sits under the issuer, whether or not the issuer ends in "/".
+        discovery = self._fetch(issuer.rstrip("/") + DISCOVERY_PATH)
+        named = discovery.get("issuer")
+        if not isinstance(named, str):
+            raise IdentityProviderUnavailable("the discovery document names no issuer")
+        if named != issuer:
+            logger.error(
+                "AUTH_ISSUER differs from the issuer its discovery document names, which its tokens carry",
+                extra={"configured": issuer, "fix": f"set AUTH_ISSUER to exactly {named!r}"},
+            )
+            raise IdentityProviderUnavailable("the issuer's discovery document names another issuer")
+        jwks_uri = discovery.get("jwks_uri")
+        if not isinstance(jwks_uri, str) or not jwks_uri.startswith(("https://", "http://")):
+            raise IdentityProviderUnavailable("the discovery document has no usable jwks_uri")
+        return jwks_uri
+
+
+class SharedSecret:
+    """A shared HS256 secret (Supabase's legacy JWT secret) from Secrets Manager, cached a few minutes."""
+
+    algorithms = SHARED_SECRET_ALGORITHMS
+    unavailable = "the identity provider is unavailable; try again shortly"
+
+    def __init__(self, secret_arn: str) -> None:
+        from aws_lambda_powertools.utilities.parameters import SecretsProvider
+        from botocore.config import Config
+
+        self._secret_arn = secret_arn
+        config = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 2})
+        self._provider = SecretsProvider(boto_config=config)
+
+    def verification_key(self, algorithm: str, kid: object) -> Any:
+        from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+        try:
+            value = self._provider.get(self._secret_arn, max_age=SHARED_SECRET_MAX_AGE_SECONDS)
+        except GetParameterError as exc:
+            logger.error(
+                "AUTH_HS256_SECRET_ARN could not be read from Secrets Manager", extra={"reason": str(exc)}
+            )
+            raise IdentityProviderUnavailable(self.unavailable) from None
+        secret = str(value).strip().encode()
+        if len(secret) < MIN_SHARED_SECRET_BYTES:
+            logger.error(
+                "AUTH_HS256_SECRET_ARN: the secret is shorter than 32 bytes; store the JWT secret exactly as "
+                "the identity provider shows it"
+            )
+            raise IdentityProviderUnavailable(self.unavailable)
+        return secret
+
 
 class Authenticator:
-    def __init__(self, auth: AuthSettings, keys: SigningKeys) -> None:
+    def __init__(self, auth: AuthSettings, keys: VerificationKeys) -> None:
         self._auth = auth
         self._keys = keys
+
+    @classmethod
+    def from_settings(cls, auth: AuthSettings) -> Authenticator:
+        keys = SharedSecret(auth.hs256_secret_arn) if auth.hs256_secret_arn else SigningKeys(auth)
+        return cls(auth, keys)
 
     def authenticate(self, token: str | None) -> AppUser:
         if not token:
@@ -123,37 +210,60 @@ class Authenticator:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
             raise Unauthenticated("the token is malformed") from None
-        algorithm, kid = header.get("alg"), header.get("kid")
-        if algorithm not in ALGORITHMS:
+        algorithm = header.get("alg")
+        if not isinstance(algorithm, str) or algorithm not in self._keys.algorithms:
             raise Unauthenticated("the token's algorithm is not accepted")
-        if not isinstance(kid, str) or not kid:
-            raise Unauthenticated("the token names no signing key")
-        key = self._keys.key_for(kid)
-        if key.algorithm_name != algorithm:
-            raise Unauthenticated("the token's algorithm does not match its key")
+        key = self._keys.verification_key(algorithm, header.get("kid"))
         claims = self._verified_claims(token, key, algorithm)
         return _user_from(claims)
 
-    def _verified_claims(self, token: str, key: jwt.PyJWK, algorithm: str) -> dict[str, Any]:
-        cognito_access = self._auth.token_use is TokenUse.ACCESS
+    def _verified_claims(self, token: str, key: Any, algorithm: str) -> dict[str, Any]:
+        auth = self._auth
+        cognito_access = auth.token_use is TokenUse.ACCESS
+        check_audience = auth.audience is not None and not cognito_access
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
-                key=key.key,
+                key=key,
                 algorithms=[algorithm],
-                issuer=self._auth.issuer,
-                audience=None if cognito_access else self._auth.audience,
-                leeway=self._auth.leeway_seconds,
-                options={"require": ["exp", "iss", "sub"], "verify_aud": not cognito_access},
+                issuer=auth.issuer,
+                audience=auth.audience if check_audience else None,
+                leeway=auth.leeway_seconds,
+                # A key below RFC 7518's minimum (RSA < 2048 bits, an HMAC secret < 32 bytes) is refused.
+                options={
+                    "require": ["exp", "iss", "sub"],
+                    "verify_aud": check_audience,
+                    "enforce_minimum_key_length": True,
+                },
             )
+        except jwt.InvalidIssuerError:
+            self._log_issuer_hint(token)
+            raise Unauthenticated("the token is from another issuer") from None
         except jwt.PyJWTError as exc:
             raise Unauthenticated(_reason(exc)) from None
-        if self._auth.token_use is not TokenUse.ANY_OIDC:
-            if claims.get("token_use") != self._auth.token_use.value:
-                raise Unauthenticated(f"expected a Cognito {self._auth.token_use.value} token")
-            if cognito_access and claims.get("client_id") != self._auth.audience:
+        if auth.authorized_parties:
+            party = claims.get("azp")
+            if not isinstance(party, str) or party not in auth.authorized_parties:
+                raise Unauthenticated("the token was issued to another party")
+        if auth.token_use is not TokenUse.ANY_OIDC:
+            if claims.get("token_use") != auth.token_use.value:
+                raise Unauthenticated(f"expected a Cognito {auth.token_use.value} token")
+            if cognito_access and claims.get("client_id") != auth.audience:
                 raise Unauthenticated("the token was issued to another client")
         return claims
+
+    def _log_issuer_hint(self, token: str) -> None:
+        """A correctly signed token whose `iss` differs from AUTH_ISSUER only by its last "/": say so."""
+        try:
+            issued_by = jwt.decode(token, options={"verify_signature": False}).get("iss")
+        except jwt.PyJWTError:
+            return
+        configured = self._auth.issuer
+        if isinstance(issued_by, str) and issued_by.rstrip("/") == configured.rstrip("/"):
+            logger.error(
+                "AUTH_ISSUER differs from the tokens' iss by a trailing slash; issuers are compared exactly",
+                extra={"configured": configured, "fix": f"set AUTH_ISSUER to exactly {issued_by!r}"},
+            )
 
 
 def _user_from(claims: dict[str, Any]) -> AppUser:

@@ -7,6 +7,7 @@ This is the only module that reads the environment. A bad value fails the cold s
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum, StrEnum
@@ -22,6 +23,7 @@ DEFAULT_STRIPE_API_VERSION = "2026-10-28.endive"
 # Where the function may call over plain http with ALLOW_INSECURE_LOCALHOST: this machine, or the host of
 # a `sam local` container, whose own 127.0.0.1 is the container.
 LOCAL_SERVICE_HOSTS = LOCAL_HOSTS | {"host.docker.internal"}
+_SECRET_ARN = re.compile(r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:\S+")
 _E = TypeVar("_E", bound=Enum)
 
 
@@ -45,10 +47,19 @@ class TokenUse(StrEnum):
 
 @dataclass(frozen=True)
 class AuthSettings:
+    """Whose tokens are accepted: one issuer, compared exactly, and who they must be for.
+
+    `audience` is checked against `aud` (or Cognito's `client_id` for access tokens) and
+    `authorized_parties` against `azp`; at least one of them is always set. The keys come from the
+    issuer's JWKS (RS256/ES256) or, for Supabase's legacy projects only, from a shared HS256 secret.
+    """
+
     issuer: str
-    audience: str
+    audience: str | None
+    authorized_parties: frozenset[str]
     token_use: TokenUse
     jwks_url: str | None
+    hs256_secret_arn: str | None
     cookie_name: str
     leeway_seconds: int
 
@@ -152,19 +163,55 @@ def load_webhook_settings(environ: Mapping[str, str] | None = None) -> WebhookSe
 
 
 def _auth_settings(env: _Env, allow_insecure_localhost: bool) -> AuthSettings:
-    issuer = env.required("AUTH_ISSUER").rstrip("/")
+    # Kept exactly as given: tokens are compared with it character for character (Auth0's ends in "/").
+    issuer = env.required("AUTH_ISSUER")
     _absolute_url("AUTH_ISSUER", issuer, allow_insecure_localhost)
+    if issuer.rstrip("/").endswith("/.well-known/openid-configuration"):
+        fix = issuer.rstrip("/").removesuffix("/.well-known/openid-configuration")
+        raise ConfigurationError("AUTH_ISSUER", f"give the issuer, not its discovery document: {fix!r}")
+    token_use = env.choice("AUTH_TOKEN_USE", TokenUse, TokenUse.ANY_OIDC)
+    audience = env.optional("AUTH_AUDIENCE")
+    parties = frozenset(
+        party.strip() for party in (env.optional("AUTH_AUTHORIZED_PARTIES") or "").split(",") if party.strip()
+    )
+    if token_use is TokenUse.ACCESS and audience is None:
+        raise ConfigurationError(
+            "AUTH_AUDIENCE", "Cognito access tokens are checked by client_id: set it to the app client id"
+        )
+    if token_use is TokenUse.ACCESS and parties:
+        raise ConfigurationError(
+            "AUTH_AUTHORIZED_PARTIES",
+            "Cognito access tokens have no azp (client_id is checked); leave it empty",
+        )
+    if audience is None and not parties:
+        raise ConfigurationError(
+            "AUTH_AUDIENCE",
+            "set AUTH_AUDIENCE (the aud your tokens carry) or AUTH_AUTHORIZED_PARTIES (the azp values "
+            "they may carry, e.g. Clerk's app origins), or both; with neither, tokens the issuer made "
+            "for any other app would be accepted",
+        )
     jwks_url = env.optional("AUTH_JWKS_URL")
     if jwks_url:
         _absolute_url("AUTH_JWKS_URL", jwks_url, allow_insecure_localhost, LOCAL_SERVICE_HOSTS)
+    hs256_secret_arn = env.optional("AUTH_HS256_SECRET_ARN")
+    if hs256_secret_arn and jwks_url:
+        raise ConfigurationError(
+            "AUTH_HS256_SECRET_ARN",
+            "an issuer's tokens are verified with its JWKS or with a shared HS256 secret, never both: "
+            "leave AUTH_JWKS_URL empty to use the secret, or this empty to use the JWKS",
+        )
+    if hs256_secret_arn and not _SECRET_ARN.fullmatch(hs256_secret_arn):
+        raise ConfigurationError("AUTH_HS256_SECRET_ARN", "expected a Secrets Manager secret ARN")
     cookie_name = env.optional("AUTH_COOKIE_NAME") or "session"
     if not cookie_name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise ConfigurationError("AUTH_COOKIE_NAME", "use letters, digits, '-', '_' or '.'")
     return AuthSettings(
         issuer=issuer,
-        audience=env.required("AUTH_AUDIENCE"),
-        token_use=env.choice("AUTH_TOKEN_USE", TokenUse, TokenUse.ANY_OIDC),
+        audience=audience,
+        authorized_parties=parties,
+        token_use=token_use,
         jwks_url=jwks_url,
+        hs256_secret_arn=hs256_secret_arn,
         cookie_name=cookie_name,
         leeway_seconds=env.integer("AUTH_LEEWAY_SECONDS", default=30, low=0, high=300),
     )

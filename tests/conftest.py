@@ -184,6 +184,19 @@ def link_customer(client: Any, app_user_id: str, customer_id: str) -> None:
     demo.link_customer(client, TABLE, app_user_id, customer_id)
 
 
+def portal_session(response: dict[str, Any], stripe: StripeEmulator) -> dict[str, Any]:
+    """The portal session an accepted request leads to, asserted as only acceptance answers: a 303 whose
+    Location is the newest session the emulator made, or a fetch()'s 200 with that session's URL."""
+    assert response["statusCode"] in (200, 303), response["body"]
+    session = stripe.sessions()[-1]
+    assert session["url"].startswith(f"{stripe.url}/p/session/")
+    if response["statusCode"] == 303:
+        assert response["headers"]["Location"] == session["url"]
+    else:
+        assert json.loads(response["body"]) == {"url": session["url"]}
+    return session
+
+
 def problem(response: dict[str, Any]) -> dict[str, Any]:
     assert response["headers"]["Content-Type"] == "application/problem+json"
     body: dict[str, Any] = json.loads(response["body"])

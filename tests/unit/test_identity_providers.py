@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from local.identity_provider import IdentityProvider
 from local.template import load_template
-from tests.conftest import APP, problem, rows
+from tests.conftest import APP, portal_session, problem, rows
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -589,8 +589,8 @@ def test_the_token_in_a_cookie_reaches_the_portal_from_a_form_post(configured, h
     response = handler.request(headers={"cookie": f"{cookie}={configured.token()}", "origin": APP})
 
     assert response["statusCode"] == 303
-    [session] = stripe.sessions()
-    assert response["headers"]["Location"] == session["url"]
+    portal_session(response, stripe)
+    assert len(stripe.sessions()) == 1
 
 
 NEAR_MISSES = [
@@ -642,14 +642,15 @@ class TestSharedSecretMode:
             deploy(served, redeploy)
             yield served
 
-    def test_no_discovery_or_jwks_is_fetched(self, legacy, handler):
+    def test_no_discovery_or_jwks_is_fetched(self, legacy, handler, stripe):
         response = handler.request(token=legacy.token(), accept="application/json")
 
         assert response["statusCode"] == 200
+        portal_session(response, stripe)
         assert (legacy.identity.discovery_fetches, legacy.identity.jwks_fetches) == (0, 0)
 
-    def test_the_secret_is_read_once_and_cached(self, legacy, handler):
-        handler.request(token=legacy.token(), accept="application/json")
+    def test_the_secret_is_read_once_and_cached(self, legacy, handler, stripe):
+        portal_session(handler.request(token=legacy.token(), accept="application/json"), stripe)
         client = boto3.client("secretsmanager", region_name="us-east-1")
         client.put_secret_value(
             SecretId="jwt-secret", SecretString="a-rotated-secret-that-is-40-characters!!"
@@ -658,6 +659,7 @@ class TestSharedSecretMode:
         response = handler.request(token=legacy.token(), accept="application/json")
 
         assert response["statusCode"] == 200
+        portal_session(response, stripe)
 
     @pytest.mark.parametrize("value", ["too-short-for-hs256", "   "])
     def test_an_unusable_secret_is_503_and_nothing_is_created(self, legacy, handler, stripe, aws, value):
@@ -699,36 +701,52 @@ def malformed_entries(identity: IdentityProvider) -> list[Any]:
     ]
 
 
-JWKS_DOCUMENTS: dict[str, tuple[Callable[[IdentityProvider], Any], int]] = {
-    "no keys": (lambda identity: {}, 401),
-    "keys that are not a list": (lambda identity: {"keys": {"kid": identity.rsa_kid}}, 401),
-    "only malformed entries": (lambda identity: {"keys": malformed_entries(identity)}, 401),
+UNKNOWN_KEY = (401, "the token was signed with an unknown key")
+JWKS_DOCUMENTS: dict[str, tuple[Callable[[IdentityProvider], Any], tuple[int, str] | None]] = {
+    "no keys": (lambda identity: {}, UNKNOWN_KEY),
+    "keys that are not a list": (lambda identity: {"keys": {"kid": identity.rsa_kid}}, UNKNOWN_KEY),
+    # One entry has the token's kid and a modulus that decodes to a key too weak for the token's signature.
+    "only malformed entries": (
+        lambda identity: {"keys": malformed_entries(identity)},
+        (401, "the token is invalid"),
+    ),
+    "only malformed entries, none the token's": (
+        lambda identity: {"keys": malformed_entries(identity)[:4]},
+        UNKNOWN_KEY,
+    ),
     "a symmetric key under the token's kid": (
         lambda identity: {
             "keys": [{"kid": identity.rsa_kid, "kty": "oct", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQ"}]
         },
-        401,
+        (401, "the token's algorithm does not match its key"),
     ),
     "malformed entries beside the good key": (
-        lambda identity: {"keys": [*malformed_entries(identity)[:4], identity.jwks()["keys"][0]]},
-        200,
+        lambda identity: {"keys": [*malformed_entries(identity), identity.jwks()["keys"][0]]},
+        None,
     ),
-    "a JSON array": (lambda identity: [identity.jwks()], 503),
+    "a JSON array": (lambda identity: [identity.jwks()], (503, "did not return a JSON object")),
 }
 
 
 @pytest.mark.parametrize("name", JWKS_DOCUMENTS)
-def test_a_malformed_jwks_refuses_tokens_without_a_500(handler, identity, stripe, monkeypatch, name):
-    document, status = JWKS_DOCUMENTS[name]
+def test_a_malformed_jwks_refuses_tokens_without_a_500(handler, identity, stripe, monkeypatch, caplog, name):
+    document, refusal = JWKS_DOCUMENTS[name]
     served = document(identity)
     monkeypatch.setattr(identity, "jwks", lambda: served)
 
     response = handler.request(token=identity.token("user-1"), accept="application/json")
 
+    if refusal is None:
+        portal_session(response, stripe)
+        return
+    status, detail = refusal
     assert response["statusCode"] == status, response["body"]
-    if status != 200:
-        assert problem(response)["code"] in {"unauthenticated", "identity_provider_unavailable"}
-        assert stripe.requests() == []
+    body = problem(response)
+    assert body["code"] == ("unauthenticated" if status == 401 else "identity_provider_unavailable")
+    assert body["detail"].endswith(detail)
+    assert stripe.requests() == []
+    usable = [r for r in caplog.records if r.getMessage().startswith("the JWKS has no usable signing keys")]
+    assert len(usable) == (1 if detail == UNKNOWN_KEY[1] else 0)
 
 
 def test_a_key_below_2048_bits_is_refused(handler, identity, stripe, monkeypatch):
@@ -741,4 +759,6 @@ def test_a_key_below_2048_bits_is_refused(handler, identity, stripe, monkeypatch
     response = handler.request(token=token, accept="application/json")
 
     assert response["statusCode"] == 401
+    assert problem(response)["code"] == "unauthenticated"
+    assert problem(response)["detail"] == "the token is invalid"
     assert stripe.requests() == []

@@ -8,7 +8,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import TABLE, link_customer, problem, rows
+from tests.conftest import APP, TABLE, link_customer, portal_session, problem, rows
 
 DAY = 24 * 3600
 
@@ -38,6 +38,7 @@ class TestStaleLinks:
         # Then a new customer is made and linked, and the portal opens for it
         assert response["statusCode"] == 200
         [new] = stripe.customers()
+        assert portal_session(response, stripe)["customer"] == new["id"]
         assert new["id"] != old
         assert new["metadata"]["app_user_id"] == "user-1"
         assert linked(aws) == {"user-1": new["id"]}
@@ -66,6 +67,7 @@ class TestStaleLinks:
         assert response["statusCode"] == 200
         [new] = stripe.customers()
         assert linked(aws) == {"user-1": new["id"]}
+        assert portal_session(response, stripe)["customer"] == new["id"]
         [session] = stripe.requests_to("POST", "/v1/billing_portal/sessions")
         assert session.params["customer"] == new["id"]
 
@@ -76,8 +78,9 @@ class TestStaleLinks:
         link_customer(aws, "user-1", old)
         stripe_api.v1.customers.delete(old)
 
-        handler.request(token=identity.token("user-1"))
+        response = handler.request(token=identity.token("user-1"))
 
+        portal_session(response, stripe)
         emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
         assert any(line.get("StaleCustomersReplaced") == [1.0] for line in emitted)
         assert any(r.getMessage().startswith("the mapped Stripe customer is stale") for r in caplog.records)
@@ -131,6 +134,7 @@ class TestDurableCreation:
         first = handler.request(token=identity.token("user-1"), accept="application/json")
         client.meta.events.unregister("provide-client-params.dynamodb.PutItem", fail_the_completing_write)
         assert first["statusCode"] == 503
+        assert problem(first)["code"] == "store_unavailable"
         [made] = stripe.customers()
         [reservation] = rows(aws)
         assert "stripe_customer_id" not in reservation
@@ -150,6 +154,7 @@ class TestDurableCreation:
 
         # Then the customer made the first time is found by its creation key and linked: one customer
         assert second["statusCode"] == 200
+        assert portal_session(second, stripe)["customer"] == made["id"]
         assert [c["id"] for c in stripe.customers()] == [made["id"]]
         assert linked(aws) == {"user-1": made["id"]}
         [search] = stripe.requests_to("GET", "/v1/customers/search")
@@ -168,13 +173,15 @@ class TestDurableCreation:
                 )
 
         client.meta.events.register("provide-client-params.dynamodb.PutItem", fail_the_completing_write)
-        handler.request(token=identity.token("user-1"))
+        first = handler.request(token=identity.token("user-1"))
         client.meta.events.unregister("provide-client-params.dynamodb.PutItem", fail_the_completing_write)
+        assert first["headers"]["Location"] == f"{APP}/account?portal_error=store_unavailable"
 
         response = handler.request(token=identity.token("user-1"), accept="application/json")
 
         assert response["statusCode"] == 200
         [made] = stripe.customers()
+        assert portal_session(response, stripe)["customer"] == made["id"]
         assert linked(aws) == {"user-1": made["id"]}
         assert stripe.requests_to("GET", "/v1/customers/search") == []
         [_, replay] = stripe.requests_to("POST", "/v1/customers")
@@ -187,6 +194,7 @@ class TestDurableCreation:
         response = handler.request(token=identity.token("user-1"), accept="application/json")
 
         assert response["statusCode"] == 200
+        assert portal_session(response, stripe)["customer"] == customer
         assert stripe.requests_to("POST", "/v1/customers") == []
         [session] = stripe.requests_to("POST", "/v1/billing_portal/sessions")
         assert session.params["customer"] == customer
@@ -199,4 +207,7 @@ def test_subjects_that_would_collide_with_the_tables_own_keys_are_refused(
     response = handler.request(token=identity.token(subject), accept="application/json")
 
     assert response["statusCode"] == 401
+    assert problem(response)["code"] == "unauthenticated"
+    assert problem(response)["detail"] == "the token has no usable subject"
+    assert stripe.requests() == []
     assert rows(aws) == []

@@ -12,7 +12,7 @@ import pytest
 
 from local.template import load_template
 from portal_links.http import ERRORS
-from tests.conftest import link_customer
+from tests.conftest import link_customer, portal_session
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = load_template()
@@ -42,6 +42,7 @@ def test_each_session_is_counted_by_its_flow(handler, identity, stripe, aws, cap
     response = handler.request(path=path, token=identity.token("user-1"))
 
     assert response["statusCode"] == 303
+    portal_session(response, stripe)
     records = emf_records(capsys.readouterr().out)
     [by_flow] = [record for record in records if "flow" in record]
     assert by_flow["flow"] == flow

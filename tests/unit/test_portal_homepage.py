@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.conftest import APP, TABLE, link_customer, problem, rows
+from tests.conftest import APP, TABLE, link_customer, portal_session, problem, rows
 
 SECURITY = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
@@ -63,14 +63,15 @@ def test_get_link_works_like_the_button(handler, identity, stripe):
     response = handler.request("GET", token=identity.token("user-1"))
 
     assert response["statusCode"] == 303
+    portal_session(response, stripe)
     assert len(stripe.sessions()) == 1
 
 
 def test_returning_user_reuses_their_customer(handler, identity, stripe, aws):
     token = identity.token("user-1")
-    handler.request(token=token)
+    portal_session(handler.request(token=token), stripe)
 
-    handler.request(token=token)
+    portal_session(handler.request(token=token), stripe)
 
     assert len(stripe.requests_to("POST", "/v1/customers")) == 1
     sessions = stripe.sessions()
@@ -80,27 +81,28 @@ def test_returning_user_reuses_their_customer(handler, identity, stripe, aws):
 
 
 def test_token_without_email_creates_customer_with_only_the_user_id(handler, identity, stripe):
-    handler.request(token=identity.token("user-2", email="x@example.com", email_verified=False))
+    response = handler.request(token=identity.token("user-2", email="x@example.com", email_verified=False))
 
+    portal_session(response, stripe)
     [call] = stripe.requests_to("POST", "/v1/customers")
     assert set(call.params) == {"metadata"}
     assert call.params["metadata"]["app_user_id"] == "user-2"
 
 
 def test_allowed_return_to_becomes_the_portal_return_url(handler, identity, stripe):
-    handler.request(token=identity.token("user-1"), form={"return_to": f"{APP}/billing?tab=plan"})
+    response = handler.request(token=identity.token("user-1"), form={"return_to": f"{APP}/billing?tab=plan"})
 
+    assert portal_session(response, stripe)["return_url"] == f"{APP}/billing?tab=plan"
     [call] = stripe.requests_to("POST", "/v1/billing_portal/sessions")
     assert call.params["return_url"] == f"{APP}/billing?tab=plan"
 
 
 def test_return_to_in_the_query_string_is_honoured(handler, identity, stripe):
-    handler.request(
+    response = handler.request(
         "GET", token=identity.token("user-1"), query="return_to=http%3A%2F%2Flocalhost%3A5173%2Fx"
     )
 
-    [call] = stripe.requests_to("POST", "/v1/billing_portal/sessions")
-    assert call.params["return_url"] == "http://localhost:5173/x"
+    assert portal_session(response, stripe)["return_url"] == "http://localhost:5173/x"
 
 
 def test_refuse_policy_answers_no_billing_account_and_creates_nothing(
@@ -124,8 +126,7 @@ def test_refuse_policy_still_serves_users_who_have_a_customer(redeploy, handler,
     response = handler.request(token=identity.token("user-1"))
 
     assert response["statusCode"] == 303
-    [call] = stripe.requests_to("POST", "/v1/billing_portal/sessions")
-    assert call.params["customer"] == customer
+    assert portal_session(response, stripe)["customer"] == customer
 
 
 @pytest.mark.parametrize(
@@ -158,6 +159,7 @@ def test_parameter_given_twice_is_refused(handler, identity, stripe, aws):
     )
 
     assert response["statusCode"] == 400
+    assert problem(response)["code"] == "invalid_parameter"
     assert problem(response)["param"] == "return_to"
     assert stripe.requests() == []
 
@@ -166,8 +168,7 @@ def test_json_body_parameters_are_read(handler, identity, stripe):
     response = handler.request(token=identity.token("user-1"), json_body={"return_to": f"{APP}/from-json"})
 
     assert response["statusCode"] == 303
-    [call] = stripe.requests_to("POST", "/v1/billing_portal/sessions")
-    assert call.params["return_url"] == f"{APP}/from-json"
+    assert portal_session(response, stripe)["return_url"] == f"{APP}/from-json"
 
 
 @pytest.mark.parametrize(
@@ -180,6 +181,7 @@ def test_unreadable_bodies_are_refused(handler, identity, stripe, aws, body, con
     )
 
     assert response["statusCode"] == 400
+    assert problem(response)["code"] == "invalid_parameter"
     assert problem(response)["param"] == "body"
     assert stripe.requests() == []
     assert rows(aws) == []
@@ -206,12 +208,15 @@ class TestCookieSessions:
         response = handler.request(cookie=identity.token("user-1"), headers={"origin": APP})
 
         assert response["statusCode"] == 303
+        portal_session(response, stripe)
         assert len(stripe.sessions()) == 1
 
-    def test_cookie_post_marked_same_site_without_origin_is_accepted(self, handler, identity, stripe):
-        response = handler.request(cookie=identity.token("user-1"), headers={"sec-fetch-site": "same-site"})
+    @pytest.mark.parametrize("site", ["same-site", "same-origin"])
+    def test_cookie_post_marked_same_site_without_origin_is_accepted(self, handler, identity, stripe, site):
+        response = handler.request(cookie=identity.token("user-1"), headers={"sec-fetch-site": site})
 
         assert response["statusCode"] == 303
+        portal_session(response, stripe)
 
     @pytest.mark.parametrize(
         "headers",
@@ -244,15 +249,17 @@ class TestCookieSessions:
         assert response["headers"]["Location"] == f"{APP}/account?portal_error=csrf_rejected"
         assert stripe.requests() == []
 
-    def test_bearer_requests_need_no_origin(self, handler, identity):
+    def test_bearer_requests_need_no_origin(self, handler, identity, stripe):
         response = handler.request(token=identity.token("user-1"), headers={"origin": "https://evil.example"})
 
         assert response["statusCode"] == 303
+        portal_session(response, stripe)
 
-    def test_cookie_get_link_is_accepted(self, handler, identity):
+    def test_cookie_get_link_is_accepted(self, handler, identity, stripe):
         response = handler.request("GET", cookie=identity.token("user-1"))
 
         assert response["statusCode"] == 303
+        portal_session(response, stripe)
 
 
 class TestBrowserNavigationErrors:
@@ -310,10 +317,23 @@ class TestJsonErrors:
         assert stripe.requests() == []
         assert rows(aws) == []
 
-    def test_non_bearer_authorization_is_401(self, handler):
-        response = handler.request(headers={"authorization": "Basic dXNlcjpwYXNz"}, accept="application/json")
+    @pytest.mark.parametrize(
+        "authorization", ["Basic dXNlcjpwYXNz", "Bearer", "Bearer    ", "Token abc.def.ghi"]
+    )
+    def test_an_authorization_header_that_is_not_bearer_with_a_token_is_401(self, handler, authorization):
+        response = handler.request(headers={"authorization": authorization}, accept="application/json")
 
         assert response["statusCode"] == 401
+        body = problem(response)
+        assert body["code"] == "unauthenticated"
+        assert body["detail"] == "the Authorization header must be 'Bearer <token>'"
+
+    def test_the_bearer_scheme_is_case_insensitive(self, handler, identity, stripe):
+        response = handler.request(
+            headers={"authorization": f"bearer {identity.token('user-1')}"}, accept="application/json"
+        )
+
+        portal_session(response, stripe)
 
     def test_unknown_route_is_404_problem(self, handler, identity):
         response = handler.request(path="/elsewhere", token=identity.token("u"), accept="application/json")
@@ -342,6 +362,7 @@ class TestStripeFailures:
         response = handler.request(token=identity.token("user-1"))
 
         assert response["statusCode"] == 303
+        portal_session(response, stripe)
         assert len(stripe.requests_to("POST", "/v1/billing_portal/sessions")) == 2
 
     @pytest.mark.parametrize(("should_retry", "attempts"), [(True, 3), (None, 1)])
@@ -364,6 +385,7 @@ class TestStripeFailures:
         response = handler.request(token=identity.token("user-1"), accept="application/json")
 
         assert response["statusCode"] == 503
+        assert problem(response)["code"] == "stripe_unavailable"
         assert response["headers"]["Retry-After"] == "5"
 
     def test_stripe_refusal_is_502_without_stripes_message(
@@ -390,6 +412,7 @@ class TestStripeFailures:
         response = handler.request(token=identity.token("user-1"), accept="application/json")
 
         assert response["statusCode"] == 502
+        assert problem(response)["code"] == "stripe_rejected"
         assert "sk_live" not in response["body"]
 
 

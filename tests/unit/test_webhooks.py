@@ -297,6 +297,7 @@ class TestSignatures:
         response = deliver(webhook, payload.replace("user-1", "admin"), signature=header)
 
         assert response["statusCode"] == 400
+        assert json.loads(response["body"])["code"] == "signature_invalid"
         assert rows(aws) == []
 
     @pytest.mark.parametrize(
@@ -314,6 +315,7 @@ class TestSignatures:
         response = deliver(webhook, stripe_event("customer.created", customer("cus_A\n", "user-1")))
 
         assert response["statusCode"] == 400
+        assert json.loads(response["body"])["code"] == "event_malformed"
         assert rows(aws) == []
 
     def test_while_rolling_the_secret_both_are_accepted(self, webhook, env, aws):

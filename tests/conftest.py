@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator
 from types import ModuleType
@@ -85,16 +86,28 @@ def env(monkeypatch: pytest.MonkeyPatch, base_env: dict[str, str]) -> Callable[.
     return apply
 
 
+# Made once per process rather than per test session: mutation testing runs a session per mutant, each
+# in a fork of one process that has made them already.
+@functools.cache
+def _customers_table() -> dict[str, Any]:
+    return customers_table_definition(TABLE)
+
+
+@functools.cache
+def _boto3_session() -> boto3.Session:
+    return boto3.Session()
+
+
 @pytest.fixture(scope="session")
 def customers_table() -> dict[str, Any]:
     """`create_table` arguments from template.yaml's definition, read once: parsing YAML is slow."""
-    return customers_table_definition(TABLE)
+    return _customers_table()
 
 
 @pytest.fixture(scope="session")
 def boto3_session() -> boto3.Session:
     """One boto3 session for every test: AWS's service models are parsed once, not for each test."""
-    return boto3.Session()
+    return _boto3_session()
 
 
 @pytest.fixture

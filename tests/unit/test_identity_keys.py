@@ -279,3 +279,47 @@ class TestJwksEndpoint:
         else:
             assert_refused(response, 503, "identity_provider_unavailable")
             assert stripe.requests() == []
+
+
+class TestIssuerSetting:
+    """Issuers are compared exactly; when only a trailing slash differs, the log names the fix."""
+
+    @pytest.fixture(
+        params=[("/tenantX", "/tenantX/"), ("/tenantX/", "/tenantX")], ids=["slash added", "removed"]
+    )
+    def off_by_a_slash(self, request, redeploy, aws) -> Iterator[IdentityProvider]:
+        configured, issued = request.param
+        with IdentityProvider(issuer_path=issued).serving() as served:
+            redeploy(
+                AUTH_ISSUER=served.url + configured,
+                AUTH_AUDIENCE=served.audience,
+                AUTH_JWKS_URL=served.url + served.jwks_path,
+            )
+            yield served
+
+    def test_a_token_whose_iss_differs_by_a_slash_is_refused_and_the_log_says_what_to_set(
+        self, off_by_a_slash, handler, stripe, caplog
+    ):
+        response = handler.request(token=off_by_a_slash.token("user-1"), accept="application/json")
+
+        assert (
+            assert_refused(response, 401, "unauthenticated")["detail"] == "the token is from another issuer"
+        )
+        [logged] = [record for record in caplog.records if hasattr(record, "fix")]
+        assert logged.getMessage() == (
+            "AUTH_ISSUER differs from the tokens' iss by a trailing slash; issuers are compared exactly"
+        )
+        assert logged.fix == f"set AUTH_ISSUER to exactly {off_by_a_slash.issuer!r}"
+        assert logged.configured != off_by_a_slash.issuer
+        assert logged.configured.rstrip("/") == off_by_a_slash.issuer.rstrip("/")
+        assert stripe.requests() == []
+
+    def test_a_token_from_another_issuer_gets_no_such_hint(self, off_by_a_slash, handler, caplog):
+        token = off_by_a_slash.token("user-1", iss="https://attacker.example/tenantX/")
+
+        response = handler.request(token=token, accept="application/json")
+
+        assert (
+            assert_refused(response, 401, "unauthenticated")["detail"] == "the token is from another issuer"
+        )
+        assert not [record for record in caplog.records if hasattr(record, "fix")]

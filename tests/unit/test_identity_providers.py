@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from local.identity_provider import IdentityProvider
+from local.server import Reply, serve_in_background
 from local.template import load_template
 from tests.conftest import APP, portal_session, problem, rows
 
@@ -628,8 +629,14 @@ def test_the_issuer_setting_off_by_a_slash_is_refused_and_the_log_names_the_fix(
     )
     assert stripe.requests() == []
     # and the log line says exactly what to set
-    fixes = [getattr(record, "fix", None) for record in caplog.records]
-    assert f"set AUTH_ISSUER to exactly {served.identity.issuer!r}" in fixes
+    [logged] = [record for record in caplog.records if hasattr(record, "fix")]
+    assert logged.fix == f"set AUTH_ISSUER to exactly {served.identity.issuer!r}"
+    assert logged.configured == slash_variant(served.identity.issuer)
+    assert logged.getMessage() == (
+        "AUTH_ISSUER differs from the issuer its discovery document names, which its tokens carry"
+        if discovered
+        else "AUTH_ISSUER differs from the tokens' iss by a trailing slash; issuers are compared exactly"
+    )
 
 
 class TestSharedSecretMode:
@@ -674,13 +681,77 @@ class TestSharedSecretMode:
         assert stripe.requests() == []
         assert rows(aws) == []
 
-    def test_a_missing_secret_is_503_not_500(self, legacy, redeploy, handler, stripe):
+    def test_a_missing_secret_is_503_not_500(self, legacy, redeploy, handler, stripe, caplog):
         redeploy(AUTH_HS256_SECRET_ARN="arn:aws:secretsmanager:us-east-1:123456789012:secret:nowhere-AbCdEf")
 
         response = handler.request(token=legacy.token(), accept="application/json")
 
         assert response["statusCode"] == 503
         assert problem(response)["code"] == "identity_provider_unavailable"
+        assert problem(response)["detail"] == "the identity provider is unavailable; try again shortly"
+        assert stripe.requests() == []
+        [logged] = [record for record in caplog.records if record.levelname == "ERROR"]
+        assert logged.getMessage() == "AUTH_HS256_SECRET_ARN could not be read from Secrets Manager"
+        assert "ResourceNotFoundException" in logged.reason
+
+    @pytest.mark.parametrize(("length", "accepted"), [(32, True), (31, False)])
+    def test_a_secret_of_32_bytes_is_long_enough_and_31_is_not(
+        self, legacy, handler, stripe, aws, caplog, length, accepted
+    ):
+        legacy.identity.hs256_secret = "s" * length
+        boto3.client("secretsmanager", region_name="us-east-1").put_secret_value(
+            SecretId="jwt-secret", SecretString=legacy.identity.hs256_secret
+        )
+
+        response = handler.request(token=legacy.token(), accept="application/json")
+
+        if accepted:
+            portal_session(response, stripe)
+            return
+        assert response["statusCode"] == 503
+        assert problem(response)["code"] == "identity_provider_unavailable"
+        assert problem(response)["detail"] == "the identity provider is unavailable; try again shortly"
+        [logged] = [record for record in caplog.records if record.levelname == "ERROR"]
+        assert logged.getMessage() == (
+            "AUTH_HS256_SECRET_ARN: the secret is shorter than 32 bytes; store the JWT secret exactly as "
+            "the identity provider shows it"
+        )
+        assert rows(aws) == []
+
+    def test_a_secrets_manager_that_fails_three_reads_is_503(self, redeploy, handler, stripe, aws):
+        # Given a Secrets Manager that fails twice, then answers after 3.5 s (past the 3 s read timeout),
+        # and would answer at once a fourth time
+        served = ServedProvider(PROVIDERS["Supabase (legacy JWT secret)"])
+        attempts: list[str | None] = []
+
+        def three_failures(method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+            attempts.append(headers.get("x-amz-target"))
+            if len(attempts) <= 2:
+                failure = {"__type": "InternalServiceError", "message": "try again"}
+                return Reply(
+                    500, json.dumps(failure).encode(), [("Content-Type", "application/x-amz-json-1.1")]
+                )
+            if len(attempts) == 3:
+                time.sleep(3.5)
+            secret = {"Name": "jwt-secret", "SecretString": served.identity.hs256_secret, "VersionId": "v1"}
+            return Reply(200, json.dumps(secret).encode(), [("Content-Type", "application/x-amz-json-1.1")])
+
+        server = serve_in_background(three_failures, "secrets-manager")
+        with served.identity.serving():
+            deploy(
+                served,
+                redeploy,
+                AWS_ENDPOINT_URL_SECRETS_MANAGER=f"http://127.0.0.1:{server.server_address[1]}",
+            )
+
+            # When a token arrives
+            response = handler.request(token=served.token(), accept="application/json")
+        server.stop()
+
+        # Then the user hears 503 after the read and its two retries, not a fourth read
+        assert response["statusCode"] == 503
+        assert problem(response)["code"] == "identity_provider_unavailable"
+        assert attempts == ["secretsmanager.GetSecretValue"] * 3
         assert stripe.requests() == []
 
 

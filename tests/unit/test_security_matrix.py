@@ -52,53 +52,85 @@ def tampered_claims(identity: IdentityProvider) -> str:
     return f"{head}.{b64(json.dumps(claims_for(identity, sub='admin')).encode())}.{signature}"
 
 
+MALFORMED = "the token is malformed"
+NOT_ACCEPTED = "the token's algorithm is not accepted"
+BAD_SIGNATURE = "the token's signature is invalid"
+# name: (the token, the detail of its 401)
 TOKENS = {
-    "malformed": lambda idp: "not-a-jwt",
-    "garbage segments": lambda idp: "a.b.c",
-    "expired": lambda idp: idp.token("user-1", expires_in=-120),
-    "not yet valid": lambda idp: idp.token("user-1", nbf=int(time.time()) + 600),
-    "wrong issuer": lambda idp: idp.token("user-1", iss="https://issuer.evil.example"),
-    "wrong audience": lambda idp: idp.token("user-1", aud="someone-else"),
-    "no audience": lambda idp: unsigned({"alg": "none"}, {}),
-    "alg none": lambda idp: unsigned({"alg": "none", "kid": idp.rsa_kid}, claims_for(idp)),
-    "alg none uppercase": lambda idp: unsigned({"alg": "NONE", "kid": idp.rsa_kid}, claims_for(idp)),
-    "HS256 signed with the public key": hs256_with_public_key,
-    "unknown kid": lambda idp: idp.token("user-1", headers={"kid": "who-knows"}),
-    "no kid": lambda idp: jwt.encode(claims_for(idp), idp.rsa_key, algorithm="RS256"),
-    "bad signature": signed_by_stranger,
-    "tampered claims": tampered_claims,
-    "RS384 not allowed": lambda idp: jwt.encode(
-        claims_for(idp), idp.rsa_key, algorithm="RS384", headers={"kid": idp.rsa_kid}
+    "malformed": (lambda idp: "not-a-jwt", MALFORMED),
+    "garbage segments": (lambda idp: "a.b.c", MALFORMED),
+    "expired": (lambda idp: idp.token("user-1", expires_in=-120), "the token has expired"),
+    "not yet valid": (
+        lambda idp: idp.token("user-1", nbf=int(time.time()) + 600),
+        "the token is not valid yet",
     ),
-    "ES256 header on the RSA key": lambda idp: jwt.encode(
-        claims_for(idp), idp.ec_key, algorithm="ES256", headers={"kid": idp.rsa_kid}
+    "wrong issuer": (
+        lambda idp: idp.token("user-1", iss="https://issuer.evil.example"),
+        "the token is from another issuer",
     ),
-    "missing exp": lambda idp: jwt.encode(
-        {k: v for k, v in claims_for(idp).items() if k != "exp"},
-        idp.rsa_key,
-        algorithm="RS256",
-        headers={"kid": idp.rsa_kid},
+    "wrong audience": (
+        lambda idp: idp.token("user-1", aud="someone-else"),
+        "the token is for another audience",
     ),
-    "empty subject": lambda idp: idp.token(""),
-    "oversized": lambda idp: idp.token("user-1", padding="x" * 9000),
+    "no audience": (lambda idp: unsigned({"alg": "none"}, {}), MALFORMED),
+    "alg none": (lambda idp: unsigned({"alg": "none", "kid": idp.rsa_kid}, claims_for(idp)), MALFORMED),
+    "alg none uppercase": (
+        lambda idp: unsigned({"alg": "NONE", "kid": idp.rsa_kid}, claims_for(idp)),
+        MALFORMED,
+    ),
+    "alg none with a signature": (
+        lambda idp: unsigned({"alg": "none", "kid": idp.rsa_kid}, claims_for(idp), b"sig"),
+        NOT_ACCEPTED,
+    ),
+    "HS256 signed with the public key": (hs256_with_public_key, NOT_ACCEPTED),
+    "unknown kid": (
+        lambda idp: idp.token("user-1", headers={"kid": "who-knows"}),
+        "the token was signed with an unknown key",
+    ),
+    "no kid": (
+        lambda idp: jwt.encode(claims_for(idp), idp.rsa_key, algorithm="RS256"),
+        "the token names no signing key",
+    ),
+    "bad signature": (signed_by_stranger, BAD_SIGNATURE),
+    "tampered claims": (tampered_claims, BAD_SIGNATURE),
+    "RS384 not allowed": (
+        lambda idp: jwt.encode(claims_for(idp), idp.rsa_key, algorithm="RS384", headers={"kid": idp.rsa_kid}),
+        NOT_ACCEPTED,
+    ),
+    "ES256 header on the RSA key": (
+        lambda idp: jwt.encode(claims_for(idp), idp.ec_key, algorithm="ES256", headers={"kid": idp.rsa_kid}),
+        "the token's algorithm does not match its key",
+    ),
+    "missing exp": (
+        lambda idp: jwt.encode(
+            {k: v for k, v in claims_for(idp).items() if k != "exp"},
+            idp.rsa_key,
+            algorithm="RS256",
+            headers={"kid": idp.rsa_kid},
+        ),
+        "the token lacks a required claim",
+    ),
+    "empty subject": (lambda idp: idp.token(""), "the token has no usable subject"),
+    "oversized": (lambda idp: idp.token("user-1", padding="x" * 9000), "the token is too long"),
 }
 
 
 @pytest.mark.parametrize("name", TOKENS)
 def test_bad_tokens_are_401_and_nothing_is_created(handler, identity, stripe, aws, name):
-    token = TOKENS[name](identity)
+    mint, detail = TOKENS[name]
 
-    response = handler.request(token=token, accept="application/json")
+    response = handler.request(token=mint(identity), accept="application/json")
 
     assert response["statusCode"] == 401, name
     assert problem(response)["code"] == "unauthenticated"
+    assert problem(response)["detail"] == detail
     assert stripe.requests() == []
     assert rows(aws) == []
 
 
 @pytest.mark.parametrize("name", ["expired", "wrong audience", "alg none", "bad signature"])
 def test_bad_cookie_tokens_send_the_browser_to_sign_in(handler, identity, name):
-    response = handler.request(cookie=TOKENS[name](identity), headers={"origin": APP})
+    response = handler.request(cookie=TOKENS[name][0](identity), headers={"origin": APP})
 
     assert response["statusCode"] == 303
     assert response["headers"]["Location"].startswith(f"{APP}/sign-in?next=")

@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 
 from local.apigw import LocalContext, http_api_event
 from local.stripe_emulator.events import signature_header
@@ -47,7 +48,7 @@ def stripe_event(
     }
 
 
-def customer(customer_id: str, user: str | None = None, **metadata: str) -> dict[str, Any]:
+def customer(customer_id: Any, user: str | None = None, **metadata: str) -> dict[str, Any]:
     return {
         "id": customer_id,
         "object": "customer",
@@ -144,9 +145,15 @@ class TestTheEventTable:
         deliver(webhook, stripe_event("customer.created", customer("cus_OTHER", "user-1")))
 
         emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-        assert any(line.get("MappingConflicts") == [1.0] for line in emitted)
+        [counted] = [line for line in emitted if line.get("MappingConflicts") == [1.0]]
+        assert counted["_aws"]["CloudWatchMetrics"][0]["Metrics"] == [
+            {"Name": "MappingConflicts", "Unit": "Count"}
+        ]
         [warning] = [r for r in caplog.records if r.levelname == "WARNING"]
-        assert warning.getMessage().startswith("a webhook named another customer")
+        assert warning.getMessage() == (
+            "a webhook named another customer for a subject that already has one; the stored link is kept"
+        )
+        assert (warning.stored_customer, warning.event_customer) == ("cus_KEEP", "cus_OTHER")
 
     def test_checkout_session_completed_links_the_client_reference_id(self, webhook, aws):
         response = deliver(webhook, stripe_event("checkout.session.completed", checkout("user-9", "cus_B")))
@@ -204,6 +211,173 @@ class TestTheEventTable:
 
         assert action(response) == "ignored"
         assert rows(aws) == []
+
+
+def reserve(aws, user: str, creation_key: str) -> None:
+    """The row a portal click writes before it makes the user's customer."""
+    item = {
+        "app_user_id": {"S": user},
+        "creation_key": {"S": creation_key},
+        "reserved_at": {"N": str(time.time())},
+    }
+    aws.put_item(TableName=TABLE, Item=item)
+
+
+def nothing(webhook, aws) -> None:
+    return None
+
+
+# name: (the state before, the event, its action, the reason the log line gives)
+OUTCOMES = {
+    "linked": (nothing, stripe_event("customer.created", customer("cus_A", "user-1")), "linked", ""),
+    "already linked": (
+        lambda webhook, aws: link_customer(aws, "user-1", "cus_A"),
+        stripe_event("customer.updated", customer("cus_A", "user-1")),
+        "already_linked",
+        "",
+    ),
+    "another customer": (
+        lambda webhook, aws: link_customer(aws, "user-1", "cus_KEEP"),
+        stripe_event("customer.created", customer("cus_OTHER", "user-1")),
+        "conflict",
+        "the subject is linked to another customer",
+    ),
+    "a click making another": (
+        lambda webhook, aws: reserve(aws, "user-1", "click-key"),
+        stripe_event("customer.created", customer("cus_A", "user-1", portal_links_creation_key="other-key")),
+        "pending",
+        "a portal click is making this subject's customer",
+    ),
+    "no metadata": (
+        nothing,
+        stripe_event("customer.created", customer("cus_A")),
+        "ignored",
+        "no metadata.app_user_id",
+    ),
+    "metadata not an object": (
+        nothing,
+        stripe_event("customer.created", {"id": "cus_A", "object": "customer", "metadata": "user-1"}),
+        "ignored",
+        "no metadata.app_user_id",
+    ),
+    "deleted before": (
+        lambda webhook, aws: deliver(webhook, stripe_event("customer.deleted", customer("cus_A", "user-1"))),
+        stripe_event("customer.created", customer("cus_A", "user-1")),
+        "ignored",
+        "the customer was deleted",
+    ),
+    "no client_reference_id": (
+        nothing,
+        stripe_event("checkout.session.completed", checkout(None, "cus_B")),
+        "ignored",
+        "no client_reference_id",
+    ),
+    "no customer": (
+        nothing,
+        stripe_event("checkout.session.completed", checkout("user-9", None)),
+        "ignored",
+        "the session made no customer",
+    ),
+    "the other mode": (
+        nothing,
+        stripe_event("customer.created", customer("cus_A", "user-1"), livemode=True),
+        "ignored",
+        "an event of the other mode",
+    ),
+    "an unused type": (
+        nothing,
+        stripe_event("invoice.paid", {"id": "in_1", "object": "invoice"}),
+        "ignored",
+        "an event type this endpoint does not use",
+    ),
+    "unlinked": (
+        lambda webhook, aws: link_customer(aws, "user-1", "cus_A"),
+        stripe_event("customer.deleted", customer("cus_A", "user-1")),
+        "unlinked",
+        "",
+    ),
+    "not linked": (nothing, stripe_event("customer.deleted", customer("cus_A", "user-1")), "not_linked", ""),
+}
+
+
+@pytest.mark.parametrize("outcome", OUTCOMES)
+def test_each_outcome_is_answered_logged_and_counted_by_its_action(webhook, aws, capsys, caplog, outcome):
+    given, event, expected_action, reason = OUTCOMES[outcome]
+    given(webhook, aws)
+
+    response = deliver(webhook, copy.deepcopy(event))
+
+    # Stripe reads the action; the operator reads the log line and the WebhookEvents metric by action
+    assert action(response) == expected_action
+    logged = [record for record in caplog.records if record.getMessage() == "webhook event handled"][-1]
+    assert (logged.event_id, logged.type) == (event["id"], event["type"])
+    assert (logged.action, logged.reason) == (expected_action, reason)
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    counted = [line for line in printed if "WebhookEvents" in line][-1]
+    assert (counted["action"], counted["WebhookEvents"]) == (expected_action, [1.0])
+    [definition] = counted["_aws"]["CloudWatchMetrics"]
+    assert definition["Metrics"] == [{"Name": "WebhookEvents", "Unit": "Count"}]
+    assert definition["Dimensions"] == [["action", "service"]]
+
+
+class TestSubjects:
+    """Who a customer is linked to: the same rule identity applies to a token's subject."""
+
+    @pytest.mark.parametrize("user", ["u" * 255, "user with spaces", "ユーザー"])
+    def test_a_usable_subject_is_linked(self, webhook, aws, user):
+        response = deliver(webhook, stripe_event("checkout.session.completed", checkout(user, "cus_B")))
+
+        assert action(response) == "linked"
+        assert mapping(aws) == {user: "cus_B"}
+
+    @pytest.mark.parametrize("user", ["u" * 256, "   ", "user\x00", "\ud800", "#org#acme", ""])
+    def test_an_unusable_subject_is_ignored(self, webhook, aws, user):
+        response = deliver(webhook, stripe_event("checkout.session.completed", checkout(user, "cus_B")))
+
+        assert action(response) == "ignored"
+        assert rows(aws) == []
+
+
+class TestAPortalClickUnderWay:
+    def test_the_customer_the_click_made_replaces_its_reservation(self, webhook, aws):
+        # Given a click's reservation whose row write has not completed yet
+        reserve(aws, "user-1", "click-key")
+
+        # When Stripe tells of the customer that click made (its creation key in the metadata)
+        created = customer("cus_A", "user-1", portal_links_creation_key="click-key")
+        response = deliver(webhook, stripe_event("customer.created", created))
+
+        # Then that customer is linked in the reservation's place
+        assert action(response) == "linked"
+        [row] = rows(aws)
+        assert (row["stripe_customer_id"]["S"], row["livemode"]["BOOL"]) == ("cus_A", False)
+        assert "creation_key" not in row
+
+    def test_a_customer_without_the_clicks_key_leaves_the_reservation(self, webhook, aws):
+        reserve(aws, "user-1", "click-key")
+
+        response = deliver(webhook, stripe_event("customer.created", customer("cus_A", "user-1")))
+
+        assert action(response) == "pending"
+        assert mapping(aws) == {"user-1": "click-key"}
+
+
+def test_a_deletion_before_the_index_shows_the_link_still_unlinks_the_user_its_metadata_names(webhook, aws):
+    # Given a link the customers index does not show yet (it is updated a moment after the table)
+    link_customer(aws, "user-1", "cus_A")
+    client = webhook.webhooks()._customers._client
+
+    def index_lagging(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        return AWSResponse("https://dynamodb.us-east-1.amazonaws.com/", 200, {}, None), {"Items": []}
+
+    client.meta.events.register("before-call.dynamodb.Query", index_lagging)
+
+    # When the customer's deletion arrives
+    response = deliver(webhook, stripe_event("customer.deleted", customer("cus_A", "user-1")))
+
+    # Then the user named in its metadata is unlinked all the same
+    assert action(response) == "unlinked"
+    assert mapping(aws) == {"#deleted#cus_A": "cus_A"}
 
 
 EVENTS = [
@@ -301,21 +475,35 @@ class TestSignatures:
         assert rows(aws) == []
 
     @pytest.mark.parametrize(
-        "payload",
-        ["not json", "[1, 2]", "[" * 5000, '{"type": "customer.created"}', '{"type": 1, "livemode": false}'],
+        ("payload", "detail"),
+        [
+            ("not json", "the event is not JSON"),
+            ("[1, 2]", "the event is not a JSON object"),
+            ("[" * 5000, "the event is not JSON"),
+            ('{"type": "customer.created"}', "the event has no data.object"),
+            ('{"type": "customer.created", "data": {"object": 1}}', "the event has no data.object"),
+            ('{"type": 1, "livemode": false, "data": {"object": {}}}', "the event has no type or livemode"),
+            (
+                '{"type": "customer.created", "livemode": 0, "data": {"object": {}}}',
+                "the event has no type or livemode",
+            ),
+        ],
     )
-    def test_a_signed_body_that_is_not_an_event_is_400(self, webhook, aws, payload):
+    def test_a_signed_body_that_is_not_an_event_is_400(self, webhook, aws, payload, detail):
         response = deliver(webhook, payload)
 
         assert response["statusCode"] == 400
         assert json.loads(response["body"])["code"] == "event_malformed"
+        assert json.loads(response["body"])["detail"] == detail
         assert rows(aws) == []
 
-    def test_a_customer_id_that_is_not_one_is_400(self, webhook, aws):
-        response = deliver(webhook, stripe_event("customer.created", customer("cus_A\n", "user-1")))
+    @pytest.mark.parametrize("customer_id", ["cus_A\n", "cus_", "cu_A", None, 7])
+    def test_a_customer_id_that_is_not_one_is_400(self, webhook, aws, customer_id):
+        response = deliver(webhook, stripe_event("customer.created", customer(customer_id, "user-1")))
 
         assert response["statusCode"] == 400
         assert json.loads(response["body"])["code"] == "event_malformed"
+        assert json.loads(response["body"])["detail"] == "the event names no customer id"
         assert rows(aws) == []
 
     def test_while_rolling_the_secret_both_are_accepted(self, webhook, env, aws):

@@ -124,8 +124,9 @@ class CustomerTable:
     def link_if_absent(self, link: CustomerLink, creation_key: str | None = None) -> Row | None:
         """Link unless the subject has a customer in this mode already: absent rows, rows of the other mode
         and (given its key) the reservation that made this very customer are replaced."""
-        condition = f"attribute_not_exists({KEY}) OR livemode <> :mode"
-        values: dict[str, AttributeValueTypeDef] = {":mode": {"BOOL": link.livemode}}
+        # `livemode = :other`, not `livemode <> :mode`: a reservation has no livemode, and `<>` holds for it.
+        condition = f"attribute_not_exists({KEY}) OR livemode = :other_mode"
+        values: dict[str, AttributeValueTypeDef] = {":other_mode": {"BOOL": not link.livemode}}
         if creation_key is not None:
             condition += " OR creation_key = :key"
             values[":key"] = {"S": creation_key}

@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from local.apigw import LocalContext, http_api_event
 from local.stripe_emulator.events import signature_header
@@ -526,14 +527,212 @@ class TestSignatures:
         assert action(response) == "linked"
 
 
-def test_a_dynamodb_failure_is_500_so_that_stripe_retries(webhook, env, aws):
-    env(CUSTOMERS_TABLE="no-such-table")
-    webhook.webhooks.cache_clear()
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
 
-    response = deliver(webhook, stripe_event("customer.created", customer("cus_A", "user-1")))
 
-    assert response["statusCode"] == 500
-    assert json.loads(response["body"])["code"] == "store_unavailable"
+class TestTheAnswer:
+    """What Stripe gets back: JSON with the security headers; a problem document when it is refused."""
+
+    def test_a_handled_event_is_200_json_with_its_action(self, webhook, aws):
+        response = deliver(webhook, stripe_event("customer.created", customer("cus_A", "user-1")))
+
+        assert response == {
+            "statusCode": 200,
+            "headers": {**SECURITY_HEADERS, "Content-Type": "application/json"},
+            "body": json.dumps({"received": True, "action": "linked"}),
+            "isBase64Encoded": False,
+        }
+
+    def test_a_refusal_is_a_problem_document_and_is_logged_and_counted(self, webhook, aws, capsys, caplog):
+        response = deliver(
+            webhook, stripe_event("customer.created", customer("cus_A", "user-1")), signature=""
+        )
+
+        assert response["statusCode"] == 400
+        assert response["headers"] == {**SECURITY_HEADERS, "Content-Type": "application/problem+json"}
+        assert response["isBase64Encoded"] is False
+        body = json.loads(response["body"])
+        assert body == {
+            "type": "urn:portal-links:problem:signature_invalid",
+            "title": "Invalid signature",
+            "status": 400,
+            "detail": "the Stripe-Signature header is missing",
+            "code": "signature_invalid",
+            "correlation_id": body["correlation_id"],
+        }
+        assert body["correlation_id"]
+        [logged] = [record for record in caplog.records if record.getMessage() == "request refused"]
+        assert (logged.code, logged.reason) == ("signature_invalid", "the Stripe-Signature header is missing")
+        printed = capsys.readouterr().out
+        assert any(
+            json.loads(line).get("WebhookSignatureFailures") == [1.0]
+            for line in printed.splitlines()
+            if line.startswith("{")
+        )
+
+    @pytest.mark.parametrize(
+        "mangle",
+        [
+            lambda event: event.update(headers="not a map"),
+            lambda event: event["headers"].update({"stripe-signature": 7}),
+        ],
+        ids=["headers not a map", "a signature that is not text"],
+    )
+    def test_a_delivery_api_gateway_would_never_shape_so_is_still_a_400(self, webhook, aws, mangle):
+        payload = json.dumps(stripe_event("customer.created", customer("cus_A", "user-1")))
+        event = http_api_event(
+            "POST",
+            "/stripe/webhook",
+            headers={"stripe-signature": signature_header(payload.encode(), SECRET, int(time.time()))},
+            route_key="POST /stripe/webhook",
+        )
+        event["body"] = payload
+        mangle(event)
+
+        response = webhook.lambda_handler(event, LocalContext(function_name="WebhookFunction"))
+
+        assert response["statusCode"] == 400
+        assert json.loads(response["body"])["detail"] == "the Stripe-Signature header is missing"
+        assert rows(aws) == []
+
+    def test_a_delivery_without_a_body_is_read_as_empty(self, webhook, aws):
+        # Signed over nothing: the signature holds, and an empty body is no event
+        event = http_api_event(
+            "POST",
+            "/stripe/webhook",
+            headers={"stripe-signature": signature_header(b"", SECRET, int(time.time()))},
+            route_key="POST /stripe/webhook",
+        )
+        event.pop("body", None)
+
+        response = webhook.lambda_handler(event, LocalContext(function_name="WebhookFunction"))
+
+        assert response["statusCode"] == 400
+        assert json.loads(response["body"])["code"] == "event_malformed"
+
+
+def failing(webhook, operation: str, error: Exception) -> None:
+    """The webhook function's DynamoDB client fails `operation` with `error` (as the network would)."""
+
+    def fail(**_: Any) -> None:
+        raise error
+
+    webhook.webhooks()._customers._client.meta.events.register(f"before-call.dynamodb.{operation}", fail)
+
+
+def throttled(operation: str) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "injected"}}, operation
+    )
+
+
+UNREACHABLE = EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+
+class TestStoreFailures:
+    """A store that fails answers 500, so that Stripe delivers the event again; the log says which call."""
+
+    @pytest.mark.parametrize(
+        ("kind", "operation", "error", "reason"),
+        [
+            (
+                "customer.created",
+                "GetItem",
+                throttled("GetItem"),
+                "customers table read failed: ProvisionedThroughputExceededException",
+            ),
+            (
+                "customer.created",
+                "GetItem",
+                UNREACHABLE,
+                "customers table read failed: EndpointConnectionError",
+            ),
+            (
+                "customer.created",
+                "PutItem",
+                throttled("PutItem"),
+                "customers table write failed: ProvisionedThroughputExceededException",
+            ),
+            (
+                "customer.deleted",
+                "PutItem",
+                UNREACHABLE,
+                "customers table write failed: EndpointConnectionError",
+            ),
+            (
+                "customer.deleted",
+                "Query",
+                throttled("Query"),
+                "customers index read failed: ProvisionedThroughputExceededException",
+            ),
+            (
+                "customer.deleted",
+                "Query",
+                UNREACHABLE,
+                "customers index read failed: EndpointConnectionError",
+            ),
+            (
+                "customer.deleted",
+                "Query",
+                ClientError({"Error": {}}, "Query"),
+                "customers index read failed: ClientError",
+            ),
+            (
+                "customer.deleted",
+                "DeleteItem",
+                throttled("DeleteItem"),
+                "customers table delete failed: ProvisionedThroughputExceededException",
+            ),
+            (
+                "customer.deleted",
+                "DeleteItem",
+                UNREACHABLE,
+                "customers table delete failed: EndpointConnectionError",
+            ),
+        ],
+    )
+    def test_a_failing_call_is_500_without_detail_and_logged_by_its_reason(
+        self, webhook, aws, caplog, kind, operation, error, reason
+    ):
+        link_customer(aws, "user-1", "cus_A")
+        failing(webhook, operation, error)
+
+        response = deliver(webhook, stripe_event(kind, customer("cus_A", "user-1")))
+
+        assert response["statusCode"] == 500
+        body = json.loads(response["body"])
+        assert body == {
+            "type": "urn:portal-links:problem:store_unavailable",
+            "title": "Temporarily unavailable",
+            "status": 500,
+            "code": "store_unavailable",
+            "correlation_id": body["correlation_id"],
+        }
+        [logged] = [record for record in caplog.records if record.getMessage() == "dependency unavailable"]
+        assert (logged.code, logged.reason) == ("store_unavailable", reason)
+
+
+class TestTombstones:
+    def test_a_deleted_customer_is_remembered_for_90_days(self, webhook, aws):
+        deliver(webhook, stripe_event("customer.deleted", customer("cus_A", "user-1")))
+
+        [tombstone] = rows(aws)
+        assert tombstone["app_user_id"]["S"] == "#deleted#cus_A"
+        assert abs(int(tombstone["expires_at"]["N"]) - (time.time() + 90 * 86400)) < 60
+
+    def test_a_replayed_deletion_keeps_the_first_expiry(self, webhook, aws):
+        first = {"app_user_id": {"S": "#deleted#cus_A"}, "deleted_customer_id": {"S": "cus_A"}}
+        aws.put_item(TableName=TABLE, Item={**first, "expires_at": {"N": "1900000000"}})
+
+        response = deliver(webhook, stripe_event("customer.deleted", customer("cus_A", "user-1")))
+
+        assert action(response) == "not_linked"
+        [tombstone] = rows(aws)
+        assert tombstone["expires_at"]["N"] == "1900000000"
 
 
 def test_the_readme_webhook_table_is_rendered_from_the_event_table():

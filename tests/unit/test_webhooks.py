@@ -13,7 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from local.apigw import LocalContext, http_api_event
@@ -369,7 +369,8 @@ def test_a_deletion_before_the_index_shows_the_link_still_unlinks_the_user_its_m
     client = webhook.webhooks()._customers._client
 
     def index_lagging(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
-        return AWSResponse("https://dynamodb.us-east-1.amazonaws.com/", 200, {}, None), {"Items": []}
+        answered = AWSResponse("https://dynamodb.us-east-1.amazonaws.com/", 200, HTTPHeaders(), None)
+        return answered, {"Items": []}
 
     client.meta.events.register("before-call.dynamodb.Query", index_lagging)
 

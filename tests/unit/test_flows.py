@@ -432,6 +432,7 @@ class TestTampering:
 
         assert response["statusCode"] == 409
         assert problem(response)["code"] == "subscription_not_updatable"
+        assert problem(response)["detail"] == "only single-item subscriptions can be changed this way"
         assert_no_session(stripe)
 
     @pytest.mark.parametrize("price", ["price_not_allowed", "legacy", "price_1<script>"])
@@ -443,6 +444,7 @@ class TestTampering:
         assert response["statusCode"] == 400
         assert problem(response)["code"] == "invalid_parameter"
         assert problem(response)["param"] == "price"
+        assert problem(response)["detail"] == "price is not one of the plans you can switch to"
         assert_no_session(stripe)
 
     def test_the_current_price_must_be_allow_listed_for_a_quantity_change(
@@ -494,6 +496,7 @@ class TestTampering:
 
         assert response["statusCode"] == 422
         assert problem(response)["code"] == "subscription_unchanged"
+        assert problem(response)["detail"] == "the subscription already has this plan and quantity"
         assert_no_session(stripe)
 
     @pytest.mark.parametrize(

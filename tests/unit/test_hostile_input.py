@@ -269,3 +269,128 @@ def test_unprintable_email_and_name_claims_are_left_out_of_the_customer(handler,
     [create] = stripe.requests_to("POST", "/v1/customers")
     assert set(create.params) == {"metadata"}
     assert create.params["metadata"]["app_user_id"] == "user-9"
+
+
+class TestOddEventsWithCredentials:
+    """A signed-in request whose event API Gateway would never shape so: each part is refused by name."""
+
+    @pytest.mark.parametrize(
+        ("mangle", "param", "detail"),
+        [
+            (lambda e: e.update(body=b"bytes"), "body", "the request body cannot be read"),
+            (lambda e: e.update(body={"a": 1}), "body", "the request body cannot be read"),
+            (lambda e: e.update(rawQueryString=["a"]), "query", "the query string cannot be read"),
+        ],
+    )
+    def test_a_part_that_is_not_text_is_400_naming_it(
+        self, handler, identity, stripe, aws, mangle, param, detail
+    ):
+        headers = {
+            "authorization": f"Bearer {identity.token('user-1')}",
+            "accept": "application/json",
+            "content-type": "application/json",
+        }
+        built = http_api_event("POST", "/portal", headers=headers)
+        mangle(built)
+
+        response = handler(built)
+
+        assert response["statusCode"] == 400
+        assert (problem(response)["code"], problem(response)["param"], problem(response)["detail"]) == (
+            "invalid_parameter",
+            param,
+            detail,
+        )
+        nothing_happened(stripe, aws)
+
+
+class TestLongNames:
+    """A parameter's name is echoed back cut to 64 characters, in the detail and as the param."""
+
+    NAME = "n" * 100
+
+    def test_a_long_name_given_twice_in_json(self, handler, identity, stripe):
+        body = f'{{"{self.NAME}": "a", "{self.NAME}": "b"}}'
+
+        response = handler.request(
+            token=identity.token("user-1"), raw_body=("application/json", body), accept="application/json"
+        )
+
+        refusal = problem(response)
+        assert (refusal["param"], refusal["detail"]) == (
+            self.NAME[:64],
+            f"{self.NAME[:64]!r} was given more than once",
+        )
+        assert stripe.requests() == []
+
+    def test_a_long_name_given_twice_in_query_and_form(self, handler, identity, stripe):
+        response = handler.request(
+            token=identity.token("user-1"),
+            query=f"{self.NAME}=a",
+            form={self.NAME: "b"},
+            accept="application/json",
+        )
+
+        refusal = problem(response)
+        assert (refusal["param"], refusal["detail"]) == (
+            self.NAME[:64],
+            f"{self.NAME[:64]!r} was given more than once",
+        )
+        assert stripe.requests() == []
+
+    def test_a_long_name_with_a_value_that_is_not_text(self, handler, identity, stripe):
+        response = handler.request(
+            token=identity.token("user-1"), json_body={self.NAME: [1]}, accept="application/json"
+        )
+
+        refusal = problem(response)
+        assert (refusal["param"], refusal["detail"]) == (
+            self.NAME[:64],
+            f"{self.NAME[:64]!r} must be a string or an integer",
+        )
+        assert stripe.requests() == []
+
+    def test_a_long_unknown_name(self, handler, identity, stripe):
+        response = handler.request(
+            token=identity.token("user-1"), form={self.NAME: "x"}, accept="application/json"
+        )
+
+        refusal = problem(response)
+        assert (refusal["code"], refusal["param"]) == ("unknown_parameter", self.NAME[:64])
+        assert refusal["detail"] == f"{self.NAME[:64]!r} is not a parameter of this endpoint"
+        assert stripe.requests() == []
+
+
+class TestCookies:
+    def test_the_session_cookie_is_found_after_entries_that_are_not_text(self, handler, identity, stripe):
+        built = http_api_event("POST", "/portal", headers={"origin": APP, "accept": "application/json"})
+        built["cookies"] = [7, None, "theme=dark", f"session={identity.token('user-1')}"]
+
+        response = handler(built)
+
+        assert response["statusCode"] == 200
+        portal_session(response, stripe)
+
+    def test_a_quoted_cookie_value_is_unquoted(self, handler, identity, stripe):
+        response = handler.request(
+            headers={"cookie": f'session="{identity.token("user-1")}"', "origin": APP},
+            accept="application/json",
+        )
+
+        portal_session(response, stripe)
+
+    @pytest.mark.parametrize(
+        ("cookie", "detail"),
+        [
+            ("session=a.b.c=", "the token is malformed"),  # the value runs from the first "="
+            ("session=X", "the token is malformed"),  # unquoting takes quotes off, nothing else
+            ('session=""', "sign in to continue"),
+            ("session=", "sign in to continue"),
+        ],
+    )
+    def test_a_cookie_is_read_as_sent(self, handler, stripe, cookie, detail):
+        response = handler.request(headers={"cookie": cookie, "origin": APP}, accept="application/json")
+
+        assert response["statusCode"] == 401
+        assert problem(response)["detail"] == detail
+        assert stripe.requests() == []

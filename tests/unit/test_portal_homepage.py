@@ -339,7 +339,16 @@ class TestJsonErrors:
         response = handler.request(path="/elsewhere", token=identity.token("u"), accept="application/json")
 
         assert response["statusCode"] == 404
-        assert problem(response)["code"] == "not_found"
+        body = problem(response)
+        assert body["code"] == "not_found"
+        assert body["detail"] == "there is no such route; see the README for the portal endpoints"
+        assert body["correlation_id"]
+
+    def test_a_browser_on_an_unknown_route_goes_back_to_the_app(self, handler):
+        response = handler.request("GET", path="/elsewhere", query=f"return_to={APP}/billing")
+
+        assert response["statusCode"] == 303
+        assert response["headers"]["Location"] == f"{APP}/billing?portal_error=not_found"
 
 
 class TestStripeFailures:

@@ -796,6 +796,11 @@ JWKS_DOCUMENTS: dict[str, tuple[Callable[[IdentityProvider], Any], tuple[int, st
         None,
     ),
     "a JSON array": (lambda identity: [identity.jwks()], (503, "did not return a JSON object")),
+    # `use` is optional in a JWK: a key without it signs
+    "a key without use": (
+        lambda identity: {"keys": [{k: v for k, v in identity.jwks()["keys"][0].items() if k != "use"}]},
+        None,
+    ),
 }
 
 
@@ -818,6 +823,12 @@ def test_a_malformed_jwks_refuses_tokens_without_a_500(handler, identity, stripe
     assert stripe.requests() == []
     usable = [r for r in caplog.records if r.getMessage().startswith("the JWKS has no usable signing keys")]
     assert len(usable) == (1 if detail == UNKNOWN_KEY[1] else 0)
+    for logged in usable:
+        assert (
+            logged.getMessage() == "the JWKS has no usable signing keys; every token is refused until it has"
+        )
+        assert logged.jwks_url == f"{identity.url}/.well-known/jwks.json"
+        assert logged.expected == '{"keys": [{"kid": …, "kty": …}]}'
 
 
 def test_a_key_below_2048_bits_is_refused(handler, identity, stripe, monkeypatch):

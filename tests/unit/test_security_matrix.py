@@ -91,6 +91,20 @@ TOKENS = {
         lambda idp: jwt.encode(claims_for(idp), idp.rsa_key, algorithm="RS256"),
         "the token names no signing key",
     ),
+    "an empty kid": (lambda idp: idp.token("user-1", headers={"kid": ""}), "the token names no signing key"),
+    "a kid that is not text": (
+        lambda idp: unsigned({"alg": "RS256", "kid": 5}, claims_for(idp), b"sig"),
+        MALFORMED,
+    ),
+    "missing sub": (
+        lambda idp: jwt.encode(
+            {k: v for k, v in claims_for(idp).items() if k != "sub"},
+            idp.rsa_key,
+            algorithm="RS256",
+            headers={"kid": idp.rsa_kid},
+        ),
+        "the token lacks a required claim",
+    ),
     "bad signature": (signed_by_stranger, BAD_SIGNATURE),
     "tampered claims": (tampered_claims, BAD_SIGNATURE),
     "RS384 not allowed": (
@@ -174,15 +188,15 @@ class TestCognitoTokens:
         portal_session(response, stripe)
 
     @pytest.mark.parametrize(
-        "claims",
+        ("claims", "detail"),
         [
-            {"token_use": "id", "client_id": "client-123"},
-            {"client_id": "client-123"},
-            {"token_use": "access", "client_id": "other-client"},
-            {"token_use": "access"},
+            ({"token_use": "id", "client_id": "client-123"}, "expected a Cognito access token"),
+            ({"client_id": "client-123"}, "expected a Cognito access token"),
+            ({"token_use": "access", "client_id": "other-client"}, "the token was issued to another client"),
+            ({"token_use": "access"}, "the token was issued to another client"),
         ],
     )
-    def test_wrong_token_use_or_client_is_401(self, cognito_access, identity, stripe, claims):
+    def test_wrong_token_use_or_client_is_401(self, cognito_access, identity, stripe, claims, detail):
         token = jwt.encode(
             {**claims_for(identity), **claims},
             identity.rsa_key,
@@ -193,6 +207,7 @@ class TestCognitoTokens:
 
         assert response["statusCode"] == 401
         assert problem(response)["code"] == "unauthenticated"
+        assert problem(response)["detail"] == detail
         assert stripe.requests() == []
 
     def test_id_token_mode_checks_audience_and_token_use(self, redeploy, handler, identity, stripe):

@@ -354,6 +354,14 @@ class TestAPortalClickUnderWay:
         assert (row["stripe_customer_id"]["S"], row["livemode"]["BOOL"]) == ("cus_A", False)
         assert "creation_key" not in row
 
+    def test_a_creation_key_that_is_not_text_is_no_key(self, webhook, aws):
+        created = {**customer("cus_A"), "metadata": {"app_user_id": "user-1", "portal_links_creation_key": 7}}
+
+        response = deliver(webhook, stripe_event("customer.created", created))
+
+        assert action(response) == "linked"
+        assert mapping(aws) == {"user-1": "cus_A"}
+
     def test_a_customer_without_the_clicks_key_leaves_the_reservation(self, webhook, aws):
         reserve(aws, "user-1", "click-key")
 

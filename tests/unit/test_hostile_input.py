@@ -84,6 +84,8 @@ BAD_BODIES = {
         "the body has too many fields",
     ),
     "too large": ("x=" + "a" * 20_000, False, FORM, "body", TOO_LARGE),
+    "too large to decode": ("x=" + "a" * 40_000, False, FORM, "body", TOO_LARGE),
+    "base64 with a character outside its alphabet": ("e3*0=", True, JSON, "body", NOT_BASE64),
     "an unknown content type": (
         "<xml/>",
         False,

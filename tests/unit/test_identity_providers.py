@@ -668,6 +668,24 @@ class TestSharedSecretMode:
         assert response["statusCode"] == 200
         portal_session(response, stripe)
 
+    def test_the_secret_is_kept_five_minutes_not_the_parameters_default(
+        self, legacy, env, handler, stripe, monkeypatch
+    ):
+        # Given Powertools' own default cache age set to one second (POWERTOOLS_PARAMETERS_MAX_AGE)
+        monkeypatch.setenv("POWERTOOLS_PARAMETERS_MAX_AGE", "1")
+        portal_session(handler.request(token=legacy.token(), accept="application/json"), stripe)
+        old_token = legacy.token()
+        boto3.client("secretsmanager", region_name="us-east-1").put_secret_value(
+            SecretId="jwt-secret", SecretString="a-rotated-secret-that-is-40-characters!!"
+        )
+
+        # When more than that second has passed
+        time.sleep(1.5)
+        response = handler.request(token=old_token, accept="application/json")
+
+        # Then the secret read first still verifies: it is kept for its own five minutes
+        portal_session(response, stripe)
+
     @pytest.mark.parametrize("value", ["too-short-for-hs256", "   "])
     def test_an_unusable_secret_is_503_and_nothing_is_created(self, legacy, handler, stripe, aws, value):
         boto3.client("secretsmanager", region_name="us-east-1").put_secret_value(

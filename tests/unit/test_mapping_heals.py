@@ -175,7 +175,11 @@ class TestDurableCreation:
         client.meta.events.register("provide-client-params.dynamodb.PutItem", fail_the_completing_write)
         first = handler.request(token=identity.token("user-1"))
         client.meta.events.unregister("provide-client-params.dynamodb.PutItem", fail_the_completing_write)
+        # a browser goes back to the app, told when to try again
+        assert first["statusCode"] == 303
         assert first["headers"]["Location"] == f"{APP}/account?portal_error=store_unavailable"
+        assert first["headers"]["Retry-After"] == "5"
+        assert first["body"] == ""
 
         response = handler.request(token=identity.token("user-1"), accept="application/json")
 

@@ -303,17 +303,28 @@ class TestBrowserNavigationErrors:
 
 
 class TestJsonErrors:
-    def test_missing_token_is_401_problem_json(self, handler, stripe, aws):
+    def test_missing_token_is_401_problem_json(self, handler, stripe, aws, caplog):
         response = handler.request(accept="application/json")
 
         assert response["statusCode"] == 401
-        assert response["headers"]["WWW-Authenticate"].startswith("Bearer")
+        assert response["headers"]["WWW-Authenticate"] == 'Bearer realm="portal"'
         assert_security_headers(response)
         body = problem(response)
-        assert body["code"] == "unauthenticated"
-        assert body["status"] == 401
-        assert body["type"] == "urn:portal-links:problem:unauthenticated"
+        assert body == {
+            "type": "urn:portal-links:problem:unauthenticated",
+            "title": "Sign-in required",
+            "status": 401,
+            "code": "unauthenticated",
+            "correlation_id": body["correlation_id"],
+            "detail": "sign in to continue",
+        }
         assert body["correlation_id"]
+        [logged] = [record for record in caplog.records if record.getMessage() == "request not authenticated"]
+        assert (logged.levelname, logged.code, logged.reason) == (
+            "INFO",
+            "unauthenticated",
+            "sign in to continue",
+        )
         assert stripe.requests() == []
         assert rows(aws) == []
 
@@ -436,15 +447,26 @@ class TestStoreFailures:
         assert response["headers"]["Retry-After"] == "5"
         assert stripe.requests() == []
 
-    def test_unexpected_failure_is_500_with_correlation_id_and_no_detail(self, handler, identity, aws):
+    def test_unexpected_failure_is_500_with_correlation_id_and_no_detail(
+        self, handler, identity, aws, caplog
+    ):
         aws.put_item(TableName=TABLE, Item={"app_user_id": {"S": "user-1"}})  # a corrupted row
 
         response = handler.request(token=identity.token("user-1"), accept="application/json")
 
         assert response["statusCode"] == 500
         body = problem(response)
-        assert body["code"] == "internal_error"
+        assert body == {
+            "type": "urn:portal-links:problem:internal_error",
+            "title": "Internal error",
+            "status": 500,
+            "code": "internal_error",
+            "correlation_id": body["correlation_id"],
+        }
         assert body["correlation_id"]
-        assert "detail" not in body
+        [logged] = [record for record in caplog.records if record.getMessage() == "unexpected error"]
+        assert logged.levelname == "ERROR"
+        assert logged.exc_info is not None
+        assert isinstance(logged.exc_info[1], KeyError)
         assert "stripe_customer_id" not in response["body"]
         assert "Traceback" not in response["body"]

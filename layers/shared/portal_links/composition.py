@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from portal_links.customers import CustomerTable
 from portal_links.deadline import Deadline
 from portal_links.http import PortalHttp
@@ -11,8 +13,15 @@ from portal_links.settings import load_settings
 from portal_links.stripe_gateway import StripeGateway
 
 
-def compose_portal() -> tuple[PortalService, PortalHttp]:
+@dataclass(frozen=True)
+class Portal:
     """Everything a container reuses across invocations: settings, clients, the JWKS cache."""
+
+    service: PortalService
+    http: PortalHttp
+
+
+def compose_portal() -> Portal:
     settings = load_settings()
     deadline = Deadline(settings.request_deadline_seconds)
     service = PortalService(
@@ -22,4 +31,4 @@ def compose_portal() -> tuple[PortalService, PortalHttp]:
         StripeGateway.from_settings(settings.stripe, deadline),
         deadline,
     )
-    return service, PortalHttp(settings)
+    return Portal(service, PortalHttp(settings))

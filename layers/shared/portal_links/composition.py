@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import botocore.session
+
 from portal_links.customers import CustomerTable
 from portal_links.deadline import Deadline
 from portal_links.http import PortalHttp
@@ -24,11 +26,14 @@ class Portal:
 def compose_portal() -> Portal:
     settings = load_settings()
     deadline = Deadline(settings.request_deadline_seconds)
+    # One botocore session for both AWS clients: its loader reads the shared endpoint data once. botocore
+    # rather than boto3: boto3's session and resource layers (and s3transfer) cost init time and go unused.
+    aws = botocore.session.get_session()
     service = PortalService(
         settings,
         Authenticator(settings.auth, SigningKeys(settings.auth)),
-        CustomerTable.from_settings(settings.customers_table),
-        StripeGateway.from_settings(settings.stripe, deadline),
+        CustomerTable.from_settings(settings.customers_table, aws),
+        StripeGateway.from_settings(settings.stripe, deadline, aws),
         deadline,
     )
     return Portal(service, PortalHttp(settings))

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from portal_links.errors import StoreUnavailable
 
 if TYPE_CHECKING:
+    from botocore.session import Session as AwsSession
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
@@ -34,13 +36,10 @@ class CustomerTable:
         self._table = table_name
 
     @classmethod
-    def from_settings(cls, table_name: str) -> CustomerTable:
+    def from_settings(cls, table_name: str, aws: AwsSession) -> CustomerTable:
         """A client sized for a click: in-region calls take milliseconds, so fail fast and let users retry."""
-        import boto3
-        from botocore.config import Config
-
         config = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2})
-        return cls(boto3.client("dynamodb", config=config), table_name)
+        return cls(cast("DynamoDBClient", aws.create_client("dynamodb", config=config)), table_name)
 
     def get(self, app_user_id: str) -> CustomerLink | None:
         try:

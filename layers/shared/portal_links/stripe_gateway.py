@@ -9,17 +9,21 @@ this module: they are logged by code, not echoed.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import stripe
 from aws_lambda_powertools import Logger
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 from portal_links.deadline import Deadline
 from portal_links.errors import StripeRejected, StripeUnavailable
 
 if TYPE_CHECKING:
+    from botocore.session import Session as AwsSession
     from stripe.params import CustomerCreateParams
     from stripe.params.billing_portal import SessionCreateParams
 
@@ -77,33 +81,56 @@ class DeadlineRequestsClient(stripe.RequestsClient):
         return super().request(method, url, headers, post_data)
 
 
-def stripe_key_source(settings: StripeSettings) -> Callable[[], str]:
+def stripe_key_source(settings: StripeSettings, aws: AwsSession) -> Callable[[], str]:
     """The API key: the local one, or the Secrets Manager secret, cached for `key_max_age_seconds`."""
     local_key = settings.api_key
     if local_key is not None:
         return lambda: local_key
-    secret_arn = settings.secret_arn
-    assert secret_arn is not None  # settings guarantee exactly one of the two
-    from aws_lambda_powertools.utilities.parameters import SecretsProvider
-    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
-    from botocore.config import Config
-
-    provider = SecretsProvider(
-        boto_config=Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 2})
+    assert settings.secret_arn is not None  # settings guarantee exactly one of the two
+    config = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 2})
+    return SecretsManagerKey(
+        aws.create_client("secretsmanager", config=config), settings.secret_arn, settings.key_max_age_seconds
     )
 
-    def from_secrets_manager() -> str:
+
+class SecretsManagerKey:
+    """The key held in a Secrets Manager secret, read again once it is `max_age` seconds old (rotation)."""
+
+    def __init__(
+        self, client: Any, secret_arn: str, max_age: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._client = client
+        self._secret_arn = secret_arn
+        self._max_age = max_age
+        self._clock = clock
+        self._key: str | None = None
+        self._read_at = 0.0
+
+    def __call__(self) -> str:
+        now = self._clock()
+        if self._key is None or now - self._read_at >= self._max_age:
+            self._key, self._read_at = self._read(), now
+        return self._key
+
+    def forget(self) -> None:
+        """The next call reads the secret again."""
+        self._key = None
+
+    def _read(self) -> str:
         try:
-            key = str(provider.get(secret_arn, max_age=settings.key_max_age_seconds)).strip()
-        except GetParameterError as exc:
-            logger.error("the Stripe key could not be read from Secrets Manager", extra={"reason": str(exc)})
+            value = self._client.get_secret_value(SecretId=self._secret_arn).get("SecretString") or ""
+        except (ClientError, BotoCoreError) as exc:
+            reason = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
+            logger.error(
+                "the Stripe key could not be read from Secrets Manager",
+                extra={"reason": reason or type(exc).__name__},
+            )
             raise StripeUnavailable("the payment provider is unavailable; try again shortly") from None
+        key = str(value).strip()
         if not key.startswith(KEY_PREFIXES):
             logger.error("the Stripe key secret does not hold a secret (sk_…) or restricted (rk_…) key")
             raise StripeUnavailable("the payment provider is unavailable; try again shortly")
         return key
-
-    return from_secrets_manager
 
 
 class StripeGateway:
@@ -115,8 +142,8 @@ class StripeGateway:
         self._client_key: str | None = None
 
     @classmethod
-    def from_settings(cls, settings: StripeSettings, deadline: Deadline) -> StripeGateway:
-        return cls(settings, stripe_key_source(settings), deadline)
+    def from_settings(cls, settings: StripeSettings, deadline: Deadline, aws: AwsSession) -> StripeGateway:
+        return cls(settings, stripe_key_source(settings, aws), deadline)
 
     def create_customer(self, params: CustomerCreateParams, idempotency_key: str) -> CreatedCustomer:
         with _translated_errors("customers.create"):

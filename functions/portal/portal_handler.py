@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from typing import TYPE_CHECKING
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 
 from portal_links.composition import Portal, compose_portal
@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
 router = Router()
 
 
@@ -56,6 +55,5 @@ portal()  # configuration errors fail the cold start, naming the setting
 @contained
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)  # the response holds the portal URL
 def lambda_handler(event: ApiEvent, context: LambdaContext) -> ApiResponse:
     return router.resolve(event, context)

@@ -426,6 +426,7 @@ class StripeEmulator:
             ("POST", "/v1/billing_portal/sessions"): self._create_session,
             ("GET", "/v1/subscriptions"): lambda p, _h: self._list_subscriptions(p),
             ("GET", "/v1/customers"): lambda p, _h: self._list_customers(p),
+            ("GET", "/v1/products"): lambda p, _h: self._list_products(p),
         }
         if (method, path) in routes:
             return 200, routes[(method, path)](params, headers), {}
@@ -682,6 +683,22 @@ class StripeEmulator:
         return {
             "object": "list",
             "url": "/v1/customers",
+            "has_more": len(found) > limit,
+            "data": found[:limit],
+        }
+
+    def _list_products(self, params: dict[str, Any]) -> dict[str, Any]:
+        expect_object(params, "", {"ids", "limit"})
+        limit = expect_integer(params["limit"], "limit", 1, 100) if "limit" in params else 10
+        ids = None
+        if "ids" in params:  # Stripe documents no cap on `ids`; a page holds at most `limit` of them
+            ids = {
+                expect_string(i, f"ids[{n}]") for n, i in enumerate(expect_list(params["ids"], "ids", 10_000))
+            }
+        found = [p for p in self.state.products.values() if ids is None or p["id"] in ids]
+        return {
+            "object": "list",
+            "url": "/v1/products",
             "has_more": len(found) > limit,
             "data": found[:limit],
         }

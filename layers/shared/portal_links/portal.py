@@ -175,7 +175,8 @@ class PortalService:
         if len(candidates) > 1:
             names = self._stripe.product_names({item.product for s in candidates for item in s.items})
             listing = [
-                {"id": s.id, "products": [names[item.product] for item in s.items]} for s in candidates
+                {"id": s.id, "products": [names.get(item.product, item.product) for item in s.items]}
+                for s in candidates
             ]
             raise SubscriptionAmbiguous(
                 "several subscriptions match; send the one you mean as subscription",

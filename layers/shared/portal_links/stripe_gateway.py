@@ -34,6 +34,7 @@ CONNECT_TIMEOUT_SECONDS = 2.0
 # Below this, an attempt cannot finish; stop instead of starting one that the gateway would cut off.
 MIN_ATTEMPT_SECONDS = 0.25
 KEY_PREFIXES = ("sk_", "rk_")
+PAGE_SIZE = 100  # Stripe's largest list page
 # stripe-python's DEBUG lines carry response bodies, i.e. portal URLs; keep them off even at DEBUG log level.
 logging.getLogger("stripe").setLevel(logging.INFO)
 
@@ -171,14 +172,19 @@ class StripeGateway:
 
     def subscriptions_of(self, customer_id: str) -> list[Subscription]:
         with _translated_errors("subscriptions.list"):
-            page = self._stripe().v1.subscriptions.list(params={"customer": customer_id, "limit": 100})
+            page = self._stripe().v1.subscriptions.list(params={"customer": customer_id, "limit": PAGE_SIZE})
         return [_subscription(found) for found in page.data]
 
     def product_names(self, product_ids: set[str]) -> dict[str, str]:
-        names = {}
-        for product_id in sorted(product_ids):
-            with _translated_errors("products.retrieve"):
-                names[product_id] = str(self._stripe().v1.products.retrieve(product_id).name)
+        """One list call per 100 products: Stripe expands at most four levels, and a subscription list's
+        `data.items.data.price.product` is five, so the names cannot come with the subscriptions."""
+        ids, names = sorted(product_ids), {}
+        for start in range(0, len(ids), PAGE_SIZE):
+            with _translated_errors("products.list"):
+                page = self._stripe().v1.products.list(
+                    params={"ids": ids[start : start + PAGE_SIZE], "limit": PAGE_SIZE}
+                )
+            names.update({product.id: str(product.name) for product in page.data})
         return names
 
     def _stripe(self) -> stripe.StripeClient:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 import botocore.session
@@ -21,6 +22,16 @@ class Portal:
 
     service: PortalService
     http: PortalHttp
+    customers: CustomerTable
+    stripe: StripeGateway
+    signing_keys: SigningKeys
+
+    def after_restore(self) -> None:
+        """SnapStart: what copies restored from one snapshot must not share."""
+        random.seed()  # botocore's and stripe-python's retry jitter draw from it
+        self.customers.close_connections()
+        self.stripe.after_restore()
+        self.signing_keys.forget()
 
 
 def compose_portal() -> Portal:
@@ -29,11 +40,8 @@ def compose_portal() -> Portal:
     # One botocore session for both AWS clients: its loader reads the shared endpoint data once. botocore
     # rather than boto3: boto3's session and resource layers (and s3transfer) cost init time and go unused.
     aws = botocore.session.get_session()
-    service = PortalService(
-        settings,
-        Authenticator(settings.auth, SigningKeys(settings.auth)),
-        CustomerTable.from_settings(settings.customers_table, aws),
-        StripeGateway.from_settings(settings.stripe, deadline, aws),
-        deadline,
-    )
-    return Portal(service, PortalHttp(settings))
+    signing_keys = SigningKeys(settings.auth)
+    customers = CustomerTable.from_settings(settings.customers_table, aws)
+    stripe = StripeGateway.from_settings(settings.stripe, deadline, aws)
+    service = PortalService(settings, Authenticator(settings.auth, signing_keys), customers, stripe, deadline)
+    return Portal(service, PortalHttp(settings), customers, stripe, signing_keys)

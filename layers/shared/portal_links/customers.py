@@ -41,6 +41,10 @@ class CustomerTable:
         config = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2})
         return cls(cast("DynamoDBClient", aws.create_client("dynamodb", config=config)), table_name)
 
+    def close_connections(self) -> None:
+        """Drop pooled connections; the next call opens its own (restored copies must not share one)."""
+        self._client.close()
+
     def get(self, app_user_id: str) -> CustomerLink | None:
         try:
             response = self._client.get_item(

@@ -82,6 +82,11 @@ class SigningKeys:
             raise Unauthenticated("the token was signed with an unknown key")
         return key
 
+    def forget(self) -> None:
+        """Fetch the keys again on next use: a restored snapshot's clock does not tell how old they are."""
+        with self._lock:
+            self._keys, self._fetched_at = {}, None
+
     def _refresh(self, now: float) -> None:
         if self._jwks_url is None:
             discovery = self._fetch(f"{self._auth.issuer}/.well-known/openid-configuration")

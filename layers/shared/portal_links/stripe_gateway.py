@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import stripe
 from aws_lambda_powertools import Logger
@@ -24,6 +24,7 @@ from portal_links.errors import StripeRejected, StripeUnavailable
 
 if TYPE_CHECKING:
     from botocore.session import Session as AwsSession
+    from stripe import RequestOptions
     from stripe.params import CustomerCreateParams
     from stripe.params.billing_portal import SessionCreateParams
 
@@ -81,12 +82,34 @@ class DeadlineRequestsClient(stripe.RequestsClient):
         self._timeout = (min(CONNECT_TIMEOUT_SECONDS, left), min(self._read_timeout, left))
         return super().request(method, url, headers, post_data)
 
+    def close_connections(self) -> None:
+        """Drop the requests session and its pool; the next request opens its own connection."""
+        session = getattr(self._thread_local, "session", None)
+        if session is not None:
+            session.close()
+            self._thread_local.session = None
 
-def stripe_key_source(settings: StripeSettings, aws: AwsSession) -> Callable[[], str]:
+
+class KeySource(Protocol):
+    def __call__(self) -> str: ...
+    def forget(self) -> None: ...  # the next call reads the key again
+
+
+class LocalKey:
+    def __init__(self, key: str) -> None:
+        self._key = key
+
+    def __call__(self) -> str:
+        return self._key
+
+    def forget(self) -> None:
+        return None
+
+
+def stripe_key_source(settings: StripeSettings, aws: AwsSession) -> KeySource:
     """The API key: the local one, or the Secrets Manager secret, cached for `key_max_age_seconds`."""
-    local_key = settings.api_key
-    if local_key is not None:
-        return lambda: local_key
+    if settings.api_key is not None:
+        return LocalKey(settings.api_key)
     assert settings.secret_arn is not None  # settings guarantee exactly one of the two
     config = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 2})
     return SecretsManagerKey(
@@ -135,12 +158,18 @@ class SecretsManagerKey:
 
 
 class StripeGateway:
-    def __init__(self, settings: StripeSettings, api_key: Callable[[], str], deadline: Deadline) -> None:
-        self._settings = settings
+    def __init__(self, settings: StripeSettings, api_key: KeySource, deadline: Deadline) -> None:
         self._api_key = api_key
-        self._deadline = deadline
-        self._client: stripe.StripeClient | None = None
-        self._client_key: str | None = None
+        self._http = DeadlineRequestsClient(settings.timeout_seconds, deadline)
+        base = {"api": settings.api_base} if settings.api_base else None
+        # Built once, so a SnapStart snapshot keeps it; every call brings the current key (rotation).
+        self._client = stripe.StripeClient(
+            "sk_given_per_request",
+            stripe_version=settings.api_version,
+            base_addresses=base,  # type: ignore[arg-type]
+            max_network_retries=settings.max_network_retries,
+            http_client=self._http,
+        )
 
     @classmethod
     def from_settings(cls, settings: StripeSettings, deadline: Deadline, aws: AwsSession) -> StripeGateway:
@@ -148,21 +177,21 @@ class StripeGateway:
 
     def create_customer(self, params: CustomerCreateParams, idempotency_key: str) -> CreatedCustomer:
         with _translated_errors("customers.create"):
-            customer = self._stripe().v1.customers.create(
-                params=params, options={"idempotency_key": idempotency_key}
+            customer = self._client.v1.customers.create(
+                params=params, options=self._options(idempotency_key=idempotency_key)
             )
         return CreatedCustomer(id=customer.id, livemode=bool(customer.livemode))
 
     def create_portal_session(self, params: SessionCreateParams) -> str:
         with _translated_errors("billing_portal.sessions.create"):
-            session = self._stripe().v1.billing_portal.sessions.create(params=params)
+            session = self._client.v1.billing_portal.sessions.create(params=params, options=self._options())
         return str(session.url)
 
     def subscription(self, subscription_id: str) -> Subscription | None:
         """The subscription, or None if Stripe has no such subscription on this account."""
         try:
             with _translated_errors("subscriptions.retrieve"):
-                found = self._stripe().v1.subscriptions.retrieve(subscription_id)
+                found = self._client.v1.subscriptions.retrieve(subscription_id, options=self._options())
         except StripeRejected as error:
             cause = error.__cause__
             if isinstance(cause, stripe.InvalidRequestError) and cause.code == "resource_missing":
@@ -172,7 +201,9 @@ class StripeGateway:
 
     def subscriptions_of(self, customer_id: str) -> list[Subscription]:
         with _translated_errors("subscriptions.list"):
-            page = self._stripe().v1.subscriptions.list(params={"customer": customer_id, "limit": PAGE_SIZE})
+            page = self._client.v1.subscriptions.list(
+                params={"customer": customer_id, "limit": PAGE_SIZE}, options=self._options()
+            )
         return [_subscription(found) for found in page.data]
 
     def product_names(self, product_ids: set[str]) -> dict[str, str]:
@@ -181,26 +212,20 @@ class StripeGateway:
         ids, names = sorted(product_ids), {}
         for start in range(0, len(ids), PAGE_SIZE):
             with _translated_errors("products.list"):
-                page = self._stripe().v1.products.list(
-                    params={"ids": ids[start : start + PAGE_SIZE], "limit": PAGE_SIZE}
+                page = self._client.v1.products.list(
+                    params={"ids": ids[start : start + PAGE_SIZE], "limit": PAGE_SIZE},
+                    options=self._options(),
                 )
             names.update({product.id: str(product.name) for product in page.data})
         return names
 
-    def _stripe(self) -> stripe.StripeClient:
-        # The key comes from Secrets Manager with a cache; a rotated key gets a new client.
-        key = self._api_key()
-        if self._client is None or key != self._client_key:
-            base = {"api": self._settings.api_base} if self._settings.api_base else None
-            self._client = stripe.StripeClient(
-                key,
-                stripe_version=self._settings.api_version,
-                base_addresses=base,  # type: ignore[arg-type]
-                max_network_retries=self._settings.max_network_retries,
-                http_client=DeadlineRequestsClient(self._settings.timeout_seconds, self._deadline),
-            )
-            self._client_key = key
-        return self._client
+    def after_restore(self) -> None:
+        """A restored copy opens its own connections and reads the key again (it may have rotated)."""
+        self._http.close_connections()
+        self._api_key.forget()
+
+    def _options(self, **options: str) -> RequestOptions:
+        return {"api_key": self._api_key(), **options}  # type: ignore[typeddict-item]
 
 
 def _subscription(found: stripe.Subscription) -> Subscription:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import botocore.session
 
@@ -16,8 +16,7 @@ from portal_links.settings import load_settings
 from portal_links.stripe_gateway import StripeGateway
 
 
-@dataclass(frozen=True)
-class Portal:
+class Portal(NamedTuple):
     """Everything a container reuses across invocations: settings, clients, the JWKS cache."""
 
     service: PortalService

@@ -14,8 +14,7 @@ import functools
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import parse_qsl
 
 from aws_lambda_powertools import Logger, Metrics
@@ -56,8 +55,7 @@ SECURITY_HEADERS = {
 }
 
 
-@dataclass(frozen=True)
-class ErrorEntry:
+class ErrorEntry(NamedTuple):
     status: int
     title: str
     log_level: int = logging.INFO

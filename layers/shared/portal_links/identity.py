@@ -15,8 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import Any, NamedTuple, TypeGuard
 
 import jwt
 
@@ -34,8 +33,7 @@ COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 JsonFetcher = Callable[[str], dict[str, Any]]
 
 
-@dataclass(frozen=True)
-class AppUser:
+class AppUser(NamedTuple):
     user_id: str
     email: str | None = None
     name: str | None = None

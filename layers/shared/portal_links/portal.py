@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -52,8 +51,7 @@ class PortalRequest(Protocol):
     def parameters(self) -> Mapping[str, str]: ...  # refuses a body or query that cannot be read
 
 
-@dataclass(frozen=True)
-class _Vetted:
+class _Vetted(NamedTuple):
     return_url: str
     locale: str
     subscription_id: str | None

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import Enum, StrEnum
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 from portal_links.errors import ConfigurationError
@@ -35,8 +34,7 @@ class TokenUse(StrEnum):
     ID = "id"
 
 
-@dataclass(frozen=True)
-class AuthSettings:
+class AuthSettings(NamedTuple):
     issuer: str
     audience: str
     token_use: TokenUse
@@ -45,8 +43,7 @@ class AuthSettings:
     leeway_seconds: int
 
 
-@dataclass(frozen=True)
-class StripeSettings:
+class StripeSettings(NamedTuple):
     api_key: str | None
     secret_arn: str | None
     api_base: str | None
@@ -56,8 +53,7 @@ class StripeSettings:
     key_max_age_seconds: int
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     customers_table: str
     auth: AuthSettings
     stripe: StripeSettings

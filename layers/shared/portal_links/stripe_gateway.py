@@ -11,8 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import stripe
 from aws_lambda_powertools import Logger
@@ -40,22 +39,19 @@ PAGE_SIZE = 100  # Stripe's largest list page
 logging.getLogger("stripe").setLevel(logging.INFO)
 
 
-@dataclass(frozen=True)
-class CreatedCustomer:
+class CreatedCustomer(NamedTuple):
     id: str
     livemode: bool
 
 
-@dataclass(frozen=True)
-class SubscriptionItem:
+class SubscriptionItem(NamedTuple):
     id: str
     price: str
     product: str
     quantity: int
 
 
-@dataclass(frozen=True)
-class Subscription:
+class Subscription(NamedTuple):
     id: str
     customer: str
     status: str

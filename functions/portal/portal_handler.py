@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
-from snapshot_restore_py import register_after_restore
+from snapshot_restore_py import register_after_restore, register_before_snapshot
 
 from portal_links.composition import Portal, compose_portal
 from portal_links.http import contained
@@ -50,12 +50,18 @@ def correlation_id() -> str:
     return logger.get_correlation_id() or ""
 
 
+def before_snapshot() -> None:
+    portal().prime()
+
+
 def after_restore() -> None:
     portal().after_restore()
 
 
 portal()  # configuration errors fail the cold start, naming the setting
-register_after_restore(after_restore)  # SnapStart; the Lambda runtime provides snapshot_restore_py
+# SnapStart (the Lambda runtime provides snapshot_restore_py); an on-demand cold start runs neither.
+register_before_snapshot(before_snapshot)
+register_after_restore(after_restore)
 
 
 @contained

@@ -1,5 +1,5 @@
-"""SnapStart: after the runtime's before-snapshot and after-restore hooks, the first request works and opens
-its own connections to DynamoDB, Secrets Manager and Stripe, and reads the key and the JWKS again."""
+"""SnapStart: priming before the snapshot sends nothing; after the restore, the first request works, opens its
+own connections to DynamoDB, Secrets Manager and Stripe, and reads the key and the JWKS again."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import boto3
 import pytest
 import snapshot_restore_py
 
-from tests.conftest import API_KEY, link_customer
+from tests.conftest import API_KEY, TABLE, link_customer
 
 SECRET = "portal-links/snapstart-key"
 
@@ -125,23 +125,30 @@ def test_the_first_request_after_a_restore_opens_its_own_connections(
     assert click(handler, token)["statusCode"] == 200
     assert click(handler, token)["statusCode"] == 200
     assert (relays["stripe"].opened, relays["secretsmanager"].opened) == (1, 1)
-    jwks_fetches = identity.jwks_fetches
+    jwks_fetches, dynamodb_before = identity.jwks_fetches, relays["dynamodb"].opened
 
-    # When it is snapshotted and restored, and the key was rotated meanwhile
+    # When it is primed, snapshotted and restored, and the key was rotated meanwhile
     snapshot_and_restore()
     deployed.put_secret_value(SecretId=SECRET, SecretString="sk_test_rotated_while_snapshotted")
 
-    # Then the restored copy has dropped the connection it was snapshotted with
+    # Then priming sent nothing anywhere, and the restored copy dropped the connection it was snapshotted with
+    assert connections_opened(relays) == {"dynamodb": dynamodb_before, "secretsmanager": 1, "stripe": 1}
+    assert len(stripe.requests_to("POST", "/v1/billing_portal/sessions")) == 2
+    assert stripe.requests_to("POST", "/v1/customers") == []
+    assert len(dynamodb.scan(TableName=TABLE)["Items"]) == 1
     assert eventually(lambda: relays["stripe"].closed_by_client == 1)
 
     # And its first request works, on a new connection, with the key and the JWKS read again
-    dynamodb_before = relays["dynamodb"].opened
     assert click(handler, token)["statusCode"] == 200
     assert (relays["stripe"].opened, relays["secretsmanager"].opened) == (2, 2)
     # moto's server closes every connection after its answer, so each GetItem shows as a new one here.
     assert relays["dynamodb"].opened == dynamodb_before + 1
     assert identity.jwks_fetches == jwks_fetches + 1
     assert len(stripe.requests_to("POST", "/v1/billing_portal/sessions")) == 3
+
+
+def connections_opened(relays: dict[str, CountingRelay]) -> dict[str, int]:
+    return {name: relay.opened for name, relay in relays.items()}
 
 
 def eventually(condition: Callable[[], bool], seconds: float = 2.0) -> bool:

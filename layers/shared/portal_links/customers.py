@@ -9,6 +9,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from portal_links.errors import StoreUnavailable
+from portal_links.priming import answered_locally
 
 if TYPE_CHECKING:
     from botocore.session import Session as AwsSession
@@ -38,6 +39,12 @@ class CustomerTable:
         """A client sized for a click: in-region calls take milliseconds, so fail fast and let users retry."""
         config = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2})
         return cls(cast("DynamoDBClient", aws.create_client("dynamodb", config=config)), table_name)
+
+    def prime(self) -> None:
+        """SnapStart, before the snapshot: a read and a conditional write, answered without DynamoDB."""
+        with answered_locally(self._client, {}):
+            self.get("snapstart-priming")
+            self.put_if_absent(new_link("snapstart-priming", "cus_priming", livemode=False))
 
     def close_connections(self) -> None:
         """Drop pooled connections; the next call opens its own (restored copies must not share one)."""

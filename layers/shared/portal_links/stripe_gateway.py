@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import stripe
@@ -20,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from portal_links.deadline import Deadline
 from portal_links.errors import StripeRejected, StripeUnavailable
+from portal_links.priming import answered_locally
 
 if TYPE_CHECKING:
     from botocore.session import Session as AwsSession
@@ -66,6 +68,7 @@ class DeadlineRequestsClient(stripe.RequestsClient):
         super().__init__(timeout=(CONNECT_TIMEOUT_SECONDS, read_timeout))
         self._read_timeout = read_timeout
         self._deadline = deadline
+        self._answer: bytes | None = None
 
     def request(  # type: ignore[override]  # RequestsClient.request's own signature
         self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None
@@ -75,8 +78,19 @@ class DeadlineRequestsClient(stripe.RequestsClient):
             raise stripe.APIConnectionError(  # type: ignore[no-untyped-call]
                 "the request's deadline has passed", should_retry=False
             )
+        if self._answer is not None:
+            return self._answer, 200, {}
         self._timeout = (min(CONNECT_TIMEOUT_SECONDS, left), min(self._read_timeout, left))
         return super().request(method, url, headers, post_data)
+
+    @contextmanager
+    def answering(self, body: bytes) -> Iterator[None]:
+        """Every request answered 200 with `body`, nothing sent: SnapStart priming only."""
+        self._answer = body
+        try:
+            yield
+        finally:
+            self._answer = None
 
     def close_connections(self) -> None:
         """Drop the requests session and its pool; the next request opens its own connection."""
@@ -89,6 +103,7 @@ class DeadlineRequestsClient(stripe.RequestsClient):
 class KeySource(Protocol):
     def __call__(self) -> str: ...
     def forget(self) -> None: ...  # the next call reads the key again
+    def prime(self) -> None: ...  # SnapStart: the first read's one-time work, without reading the key
 
 
 class LocalKey:
@@ -99,6 +114,9 @@ class LocalKey:
         return self._key
 
     def forget(self) -> None:
+        return None
+
+    def prime(self) -> None:
         return None
 
 
@@ -135,6 +153,10 @@ class SecretsManagerKey:
     def forget(self) -> None:
         """The next call reads the secret again."""
         self._key = None
+
+    def prime(self) -> None:
+        with answered_locally(self._client, {"SecretString": "sk_priming"}):
+            self._client.get_secret_value(SecretId=self._secret_arn)
 
     def _read(self) -> str:
         try:
@@ -215,6 +237,21 @@ class StripeGateway:
             names.update({product.id: str(product.name) for product in page.data})
         return names
 
+    def prime(self) -> None:
+        """SnapStart, before the snapshot: each call we make, through stripe-python, answered here."""
+        self._api_key.prime()
+        v1, options = self._client.v1, _PRIMING_OPTIONS
+        with self._http.answering(b'{"id": "bps_priming", "object": "billing_portal.session", "url": ""}'):
+            v1.billing_portal.sessions.create(params={"customer": "cus_priming"}, options=options)
+        with self._http.answering(b'{"id": "cus_priming", "object": "customer", "livemode": false}'):
+            v1.customers.create(params={}, options=options)
+        with self._http.answering(_PRIMING_SUBSCRIPTION):
+            _subscription(v1.subscriptions.retrieve("sub_priming", options=options))
+        with self._http.answering(b'{"object": "list", "data": [%s]}' % _PRIMING_SUBSCRIPTION):
+            v1.subscriptions.list(options=options)
+        with self._http.answering(b'{"object": "list", "data": [{"id": "prod_p", "object": "product"}]}'):
+            v1.products.list(options=options)
+
     def after_restore(self) -> None:
         """A restored copy opens its own connections and reads the key again (it may have rotated)."""
         self._http.close_connections()
@@ -222,6 +259,15 @@ class StripeGateway:
 
     def _options(self, **options: str) -> RequestOptions:
         return {"api_key": self._api_key(), **options}  # type: ignore[typeddict-item]
+
+
+_PRIMING_OPTIONS: RequestOptions = {"api_key": "sk_priming"}
+_PRIMING_SUBSCRIPTION = (
+    b'{"id": "sub_priming", "object": "subscription", "customer": "cus_priming", "status": "active", '
+    b'"cancel_at_period_end": false, '
+    b'"items": {"object": "list", "data": [{"id": "si_priming", "object": "subscription_item", '
+    b'"price": {"id": "price_priming", "object": "price", "product": "prod_priming"}, "quantity": 1}]}}'
+)
 
 
 def _subscription(found: stripe.Subscription) -> Subscription:

@@ -41,8 +41,7 @@ class Portal(NamedTuple):
 def compose_portal() -> Portal:
     settings = load_settings()
     deadline = Deadline(settings.request_deadline_seconds)
-    # One botocore session for both AWS clients: its loader reads the shared endpoint data once. botocore
-    # rather than boto3: boto3's session and resource layers (and s3transfer) cost init time and go unused.
+    # One session reads botocore's endpoint data once; plain botocore skips boto3's unused layers' imports.
     aws = botocore.session.get_session()
     signing_keys = SigningKeys(settings.auth)
     customers = CustomerTable.from_settings(settings.customers_table, aws)

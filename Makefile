@@ -10,7 +10,7 @@ PORT ?= 3000
 # The layer package and the handler, importable as Lambda sees them (/opt/python and the task root).
 RUN_LOCAL := PYTHONPATH=layers/shared:functions/portal:functions/webhook $(BIN)/python -m
 
-.PHONY: dev test lint types validate build unit property integration layer-check browser-deps browser invoke deploy clean
+.PHONY: dev test lint types validate build unit property integration layer-check browser-deps browser invoke deploy bench clean
 
 $(STAMP): requirements-dev.txt layers/shared/requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required") if sys.version_info < (3, 11) else None'
@@ -63,5 +63,8 @@ invoke: $(STAMP)  ## one event through the handler, like `sam local invoke -e`, 
 deploy: build  ## first time `sam deploy --guided` (answers saved in samconfig.toml), then `sam deploy`
 	$(BIN)/python -m local.deploy
 
+bench: $(STAMP)  ## init, first response, warm overhead, round trips: this project vs the floor and a naive peer
+	$(BIN)/python -m bench
+
 clean:
-	rm -rf .aws-sam .mypy_cache .ruff_cache .pytest_cache .hypothesis test-output
+	rm -rf .aws-sam .bench .mypy_cache .ruff_cache .pytest_cache .hypothesis test-output

@@ -49,7 +49,6 @@ def dev_environment(
         "PORTAL_POLICY_FILE": "",  # the demo policy is the document above
         "POWERTOOLS_SERVICE_NAME": "portal-links",
         "POWERTOOLS_METRICS_NAMESPACE": "PortalLinksDev",
-        "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": "WARNING",
         "AWS_DEFAULT_REGION": "us-east-1",

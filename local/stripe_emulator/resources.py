@@ -566,6 +566,19 @@ def list_subscriptions(store: Store, call: ApiCall) -> StripeObject:
     return SUBSCRIPTIONS.list(store, call, wanted, also=frozenset({"price", "status"}))
 
 
+def list_products(store: Store, call: ApiCall) -> StripeObject:
+    """`GET /v1/products`, with Stripe's `ids` filter: only the products with these ids."""
+    ids = None
+    if "ids" in call.params:
+        ids = {
+            expect_string(i, f"ids[{n}]")
+            for n, i in enumerate(expect_list(call.params["ids"], "ids", 10_000))
+        }
+    return PRODUCTS.list(
+        store, call, lambda product: ids is None or product["id"] in ids, also=frozenset({"ids"})
+    )
+
+
 ID = r"(?P<ident>[^/]+)"
 
 
@@ -584,6 +597,7 @@ ROUTES = (
     *collection_routes(CUSTOMERS),
     Route("DELETE", f"/v1/customers/{ID}", delete_customer),
     Route("POST", "/v1/products", create_product),
+    Route("GET", "/v1/products", list_products),
     *collection_routes(PRODUCTS),
     Route("DELETE", f"/v1/products/{ID}", delete_product),
     Route("POST", "/v1/prices", create_price),

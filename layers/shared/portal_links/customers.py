@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from portal_links.errors import StoreUnavailable
+from portal_links.priming import answered_locally
 
 if TYPE_CHECKING:
+    from botocore.session import Session as AwsSession
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
@@ -35,8 +37,7 @@ TOMBSTONE_PREFIX = "#deleted#"
 TOMBSTONE_DAYS = 90
 
 
-@dataclass(frozen=True)
-class BillingSubject:
+class BillingSubject(NamedTuple):
     """Who pays: an app user (the key is the user id, as rows have always been keyed)."""
 
     kind: str
@@ -55,16 +56,14 @@ class BillingSubject:
         return cls("user", user_id)
 
 
-@dataclass(frozen=True)
-class CustomerLink:
+class CustomerLink(NamedTuple):
     key: str
     stripe_customer_id: str
     livemode: bool
     created_at: str
 
 
-@dataclass(frozen=True)
-class Reservation:
+class Reservation(NamedTuple):
     key: str
     creation_key: str
     reserved_at: float  # unix seconds
@@ -87,13 +86,22 @@ class CustomerTable:
         self._table = table_name
 
     @classmethod
-    def from_settings(cls, table_name: str) -> CustomerTable:
+    def from_settings(cls, table_name: str, aws: AwsSession) -> CustomerTable:
         """A client sized for a click: in-region calls take milliseconds, so fail fast and let users retry."""
-        import boto3
-        from botocore.config import Config
-
         config = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2})
-        return cls(boto3.client("dynamodb", config=config), table_name)
+        return cls(cast("DynamoDBClient", aws.create_client("dynamodb", config=config)), table_name)
+
+    def prime(self) -> None:
+        """SnapStart, before the snapshot: a read and conditional writes, answered without DynamoDB."""
+        with answered_locally(self._client, {}):
+            self.get("snapstart-priming")
+            reservation = self.reserve("snapstart-priming")
+            assert isinstance(reservation, Reservation)
+            self.complete(reservation, "cus_priming", livemode=False)
+
+    def close_connections(self) -> None:
+        """Drop pooled connections; the next call opens its own (restored copies must not share one)."""
+        self._client.close()
 
     def get(self, key: str) -> Row | None:
         item = self._get_item(key)

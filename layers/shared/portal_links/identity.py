@@ -18,8 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeGuard
+from typing import Any, NamedTuple, Protocol, TypeGuard
 
 import jwt
 from aws_lambda_powertools import Logger
@@ -44,8 +43,7 @@ COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 JsonFetcher = Callable[[str], dict[str, Any]]
 
 
-@dataclass(frozen=True)
-class AppUser:
+class AppUser(NamedTuple):
     user_id: str
     email: str | None = None
     name: str | None = None
@@ -58,6 +56,8 @@ class VerificationKeys(Protocol):
     def algorithms(self) -> tuple[str, ...]: ...
 
     def verification_key(self, algorithm: str, kid: object) -> Any: ...
+
+    def forget(self) -> None: ...  # the next token reads the keys again (SnapStart restores)
 
 
 def fetch_json(url: str) -> dict[str, Any]:
@@ -110,6 +110,11 @@ class SigningKeys:
         if key is None:
             raise Unauthenticated("the token was signed with an unknown key")
         return key
+
+    def forget(self) -> None:
+        """Fetch the keys again on next use: a restored snapshot's clock does not tell how old they are."""
+        with self._lock:
+            self._keys, self._fetched_at = {}, None
 
     def _refresh(self, now: float) -> None:
         if self._jwks_url is None:
@@ -169,6 +174,9 @@ class SharedSecret:
         config = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 2})
         self._provider = SecretsProvider(boto_config=config)
 
+    def forget(self) -> None:
+        self._provider.clear_cache()  # type: ignore[no-untyped-call]
+
     def verification_key(self, algorithm: str, kid: object) -> Any:
         from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
@@ -193,6 +201,9 @@ class Authenticator:
     def __init__(self, auth: AuthSettings, keys: VerificationKeys) -> None:
         self._auth = auth
         self._keys = keys
+
+    def forget_keys(self) -> None:
+        self._keys.forget()
 
     @classmethod
     def from_settings(cls, auth: AuthSettings) -> Authenticator:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal, Protocol, cast
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple, Protocol, cast
 
 from portal_links.errors import ConfigurationError
 from portal_links.locales import STRIPE_LOCALES
@@ -23,27 +23,24 @@ MAX_CUSTOM_MESSAGE = 500
 STRIPE_ID = re.compile(r"^[A-Za-z0-9_\-]{1,255}$")
 
 
-@dataclass(frozen=True)
-class AfterCompletion:
+class AfterCompletion(NamedTuple):
     type: AfterCompletionType
     return_url: str | None = None
     custom_message: str | None = None
 
 
-@dataclass(frozen=True)
-class Discount:
+class Discount(NamedTuple):
     coupon: str | None = None
     promotion_code: str | None = None
 
 
-@dataclass(frozen=True)
-class FlowPolicy:
+class FlowPolicy(NamedTuple):
     enabled: bool
     configuration: str | None = None
     after_completion: AfterCompletion | None = None
     retention_coupon: str | None = None
     # a plan change: allow-listed target price → the discount the server attaches, if any
-    prices: dict[str, Discount | None] = field(default_factory=dict)
+    prices: Mapping[str, Discount | None] = MappingProxyType({})
     min_quantity: int = 1
     max_quantity: int = 1
 
@@ -64,9 +61,8 @@ class FlowSpec(Protocol):
     def available_on(self, api_version: str) -> bool: ...
 
 
-@dataclass(frozen=True)
-class PortalPolicy:
-    flows: dict[str, FlowPolicy] = field(default_factory=dict)  # every flow of the table, in its order
+class PortalPolicy(NamedTuple):
+    flows: Mapping[str, FlowPolicy] = MappingProxyType({})  # every flow of the table, in its order
     homepage_configuration: str | None = None
     on_behalf_of: str | None = None
     default_locale: str = "auto"

@@ -7,8 +7,7 @@ A caller without valid credentials learns nothing else, whatever else is wrong w
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
@@ -58,8 +57,7 @@ class PortalRequest(Protocol):
     def parameters(self) -> Mapping[str, str]: ...  # refuses a body or query that cannot be read
 
 
-@dataclass(frozen=True)
-class _Vetted:
+class _Vetted(NamedTuple):
     return_url: str
     locale: str
     subscription_id: str | None
@@ -189,7 +187,8 @@ class PortalService:
         if len(candidates) > 1:
             names = self._stripe.product_names({item.product for s in candidates for item in s.items})
             listing = [
-                {"id": s.id, "products": [names[item.product] for item in s.items]} for s in candidates
+                {"id": s.id, "products": [names.get(item.product, item.product) for item in s.items]}
+                for s in candidates
             ]
             raise SubscriptionAmbiguous(
                 "several subscriptions match; send the one you mean as subscription",

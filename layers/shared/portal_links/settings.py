@@ -9,9 +9,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import Enum, StrEnum
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 from portal_links.errors import ConfigurationError
@@ -45,8 +44,7 @@ class TokenUse(StrEnum):
     ID = "id"
 
 
-@dataclass(frozen=True)
-class AuthSettings:
+class AuthSettings(NamedTuple):
     """Whose tokens are accepted: one issuer, compared exactly, and who they must be for.
 
     `audience` is checked against `aud` (or Cognito's `client_id` for access tokens) and
@@ -64,8 +62,7 @@ class AuthSettings:
     leeway_seconds: int
 
 
-@dataclass(frozen=True)
-class StripeSettings:
+class StripeSettings(NamedTuple):
     api_key: str | None
     secret_arn: str | None
     api_base: str | None
@@ -75,8 +72,7 @@ class StripeSettings:
     key_max_age_seconds: int
 
 
-@dataclass(frozen=True)
-class WebhookSettings:
+class WebhookSettings(NamedTuple):
     customers_table: str
     livemode: bool  # the mode of the deployment's Stripe key: events of the other mode are ignored
     signing_secret: str | None  # local use only
@@ -84,8 +80,7 @@ class WebhookSettings:
     secret_max_age_seconds: int
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     customers_table: str
     auth: AuthSettings
     stripe: StripeSettings

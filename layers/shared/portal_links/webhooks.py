@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from portal_links.customers import BillingSubject, CustomerLink, CustomerTable, Reservation, new_link
 from portal_links.errors import EventMalformed
-from portal_links.stripe_gateway import CREATION_KEY_FIELD, verified_event
+from portal_links.stripe_gateway import CREATION_KEY_FIELD, secrets_in, verified_event
 
 logger = Logger(child=True)
 metrics = Metrics()
@@ -26,16 +25,14 @@ metrics = Metrics()
 CUSTOMER_ID = re.compile(r"cus_[A-Za-z0-9]{1,250}")
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     """What an event did to the mapping, as the response and the log line say it."""
 
     action: str  # linked, already_linked, pending, conflict, unlinked, not_linked, ignored
     reason: str = ""
 
 
-@dataclass(frozen=True)
-class EventRule:
+class EventRule(NamedTuple):
     summary: str  # for the README's table
     apply: Callable[[CustomerTable, dict[str, Any], bool], Change]
 
@@ -126,15 +123,13 @@ WEBHOOK_EVENTS: dict[str, EventRule] = {
 
 
 class WebhookService:
-    def __init__(
-        self, customers: CustomerTable, signing_secrets: Callable[[], list[str]], livemode: bool
-    ) -> None:
+    def __init__(self, customers: CustomerTable, signing_secrets: Callable[[], str], livemode: bool) -> None:
         self._customers = customers
         self._signing_secrets = signing_secrets
         self._livemode = livemode
 
     def handle(self, payload: str, signature: str | None) -> Change:
-        event = verified_event(payload, signature, self._signing_secrets())
+        event = verified_event(payload, signature, secrets_in(self._signing_secrets()))
         kind, livemode, obj = event.get("type"), event.get("livemode"), _object_of(event)
         if not isinstance(kind, str) or not isinstance(livemode, bool):
             raise EventMalformed("the event has no type or livemode")

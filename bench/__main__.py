@@ -69,12 +69,14 @@ def python_313() -> str:
         root = subprocess.run([pyenv, "root"], capture_output=True, text=True, check=False).stdout.strip()
         candidates += sorted(str(p) for p in Path(root).glob("versions/3.13*/bin/python3.13"))
     for candidate in filter(None, candidates):
-        check = "import sys; assert sys.version_info[:2] == (3, 13)"
+        # The interpreter's own path: a pyenv shim found through PYENV_VERSION would not run in the children.
+        check = "import sys; assert sys.version_info[:2] == (3, 13); print(sys.executable)"
         try:
-            if subprocess.run([candidate, "-c", check], capture_output=True, check=False).returncode == 0:
-                return candidate
+            found = subprocess.run([candidate, "-c", check], capture_output=True, text=True, check=False)
         except OSError:
             continue
+        if found.returncode == 0 and found.stdout.strip():
+            return found.stdout.strip()
     sys.exit("make bench: Python 3.13 is needed (set PYTHON_313=/path/to/python3.13)")
 
 

@@ -19,6 +19,9 @@ ERROR_MESSAGES = {
     "unknown_flow": "That billing action is not available.",
     "not_found": "That billing link does not exist.",
     "csrf_rejected": "That request did not come from this app.",
+    "organization_required": "Choose an organization first: its billing is managed per organization.",
+    "billing_role_required": "Only your organization's billing admins can manage its subscription. "
+    "Ask one of them.",
     "invalid_parameter": "Something in that request was not valid.",
     "unknown_parameter": "That request asked for something the app does not allow.",
     "stripe_unavailable": "Billing is briefly unavailable. Please try again in a moment.",

@@ -3,12 +3,13 @@
 A subject's row is one of:
 - a link: `stripe_customer_id`, `livemode`, `created_at` (rows written before reservations existed are
   links too, so nothing is migrated);
-- a reservation: `creation_key` and `reserved_at`, written before the customer is created so that a
-  creation whose row write failed can be found again (by the key, in the customer's metadata) instead of
-  being made twice.
-Beside them, a tombstone per deleted Stripe customer (`#deleted#cus_…`, expiring after 90 days) keeps a
-late or replayed webhook from linking a customer that no longer exists. Keys starting with `#` are ours:
-identity refuses subjects that start with one.
+- a reservation: `creation_key`, `reserved_at` and `reserved_by` (the user whose click made it), written
+  before the customer is created so that a creation whose row write failed can be found again (by the key,
+  in the customer's metadata) instead of being made twice.
+A user's row is keyed by the user id, an organization's by `#org#<org id>` (SUBJECT_KINDS). Beside them,
+a tombstone per deleted Stripe customer (`#deleted#cus_…`, expiring after 90 days) keeps a late or replayed
+webhook from linking a customer that no longer exists. Keys starting with `#` are ours: no subject id may
+start with one.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -33,26 +34,113 @@ KEY = "app_user_id"  # the table's hash key; it holds the billing subject's key
 BY_CUSTOMER_INDEX = "by_customer"
 TOMBSTONE_PREFIX = "#deleted#"
 TOMBSTONE_DAYS = 90
+MAX_SUBJECT_ID = 255
+
+
+@dataclass(frozen=True)
+class SubjectKind:
+    """How one kind of billing subject is keyed, named on its Stripe customer and referenced by Checkout."""
+
+    key_prefix: str  # the table's key is this + the id
+    metadata_field: str  # the Stripe customer's metadata that names the subject
+    reference_prefix: str  # Checkout's `client_reference_id` is this + the id
+    acting_user_field: str | None = None  # metadata naming the user who made the customer, if kept
+    # The customer is the person: their e-mail and name go on it. An organization's customer is made with
+    # the same parameters whichever admin's click makes it, as one idempotency key requires.
+    is_the_user: bool = False
+
+
+# The one table of subject kinds: the mapping, the customer's metadata and the webhook linker read it.
+SUBJECT_KINDS: dict[str, SubjectKind] = {
+    "user": SubjectKind(key_prefix="", metadata_field="app_user_id", reference_prefix="", is_the_user=True),
+    "organization": SubjectKind(
+        key_prefix="#org#",
+        metadata_field="app_org_id",
+        reference_prefix="org:",
+        acting_user_field="app_org_opened_by",
+    ),
+}
+# No subject id starts with the table's own "#" or with a Checkout reference prefix, so neither is ambiguous.
+RESERVED_PREFIXES = (
+    "#",
+    *(kind.reference_prefix for kind in SUBJECT_KINDS.values() if kind.reference_prefix),
+)
+
+
+def usable_subject_id(value: object) -> TypeGuard[str]:
+    """An id we may key a row by and send to Stripe: printable text, not too long, no reserved prefix."""
+    return (
+        isinstance(value, str)
+        and bool(value.strip())
+        and value.isprintable()
+        and len(value) <= MAX_SUBJECT_ID
+        and not value.startswith(RESERVED_PREFIXES)
+    )
 
 
 @dataclass(frozen=True)
 class BillingSubject:
-    """Who pays: an app user (the key is the user id, as rows have always been keyed)."""
+    """Who pays: an app user (keyed by the user id, as rows have always been) or, in organization mode,
+    an organization (keyed `#org#<id>`), with the user acting for it."""
 
     kind: str
     id: str
+    acting_user_id: str | None = None  # None when read back from Stripe (webhooks)
 
     @property
     def key(self) -> str:
-        return self.id
+        return SUBJECT_KINDS[self.kind].key_prefix + self.id
 
     def metadata(self) -> dict[str, str]:
         """What the Stripe customer carries so that webhooks can find the subject again."""
-        return {"app_user_id": self.id}
+        kind = SUBJECT_KINDS[self.kind]
+        acting = (
+            {kind.acting_user_field: self.acting_user_id}
+            if kind.acting_user_field and self.acting_user_id
+            else {}
+        )
+        return {kind.metadata_field: self.id, **acting}
+
+    @property
+    def reference(self) -> str:
+        """What an app sets as a Checkout Session's `client_reference_id` for this subject."""
+        return SUBJECT_KINDS[self.kind].reference_prefix + self.id
+
+    @property
+    def is_the_user(self) -> bool:
+        return SUBJECT_KINDS[self.kind].is_the_user
 
     @classmethod
     def user(cls, user_id: str) -> BillingSubject:
-        return cls("user", user_id)
+        return cls("user", user_id, user_id)
+
+    @classmethod
+    def organization(cls, org_id: str, acting_user_id: str) -> BillingSubject:
+        return cls("organization", org_id, acting_user_id)
+
+    @classmethod
+    def named_by(cls, metadata: dict[str, object]) -> BillingSubject | None:
+        """The subject a Stripe customer's metadata names: exactly one kind's field, with a usable id."""
+        named = [
+            (kind, metadata[k.metadata_field])
+            for kind, k in SUBJECT_KINDS.items()
+            if k.metadata_field in metadata
+        ]
+        if len(named) != 1:
+            return None
+        kind, subject_id = named[0]
+        return cls(kind, subject_id) if usable_subject_id(subject_id) else None
+
+    @classmethod
+    def referenced_by(cls, reference: object) -> BillingSubject | None:
+        """The subject a Checkout Session's `client_reference_id` names: `org:<id>`, else a user id."""
+        if not isinstance(reference, str):
+            return None
+        for kind, k in sorted(SUBJECT_KINDS.items(), key=lambda entry: -len(entry[1].reference_prefix)):
+            if reference.startswith(k.reference_prefix):
+                subject_id = reference.removeprefix(k.reference_prefix)
+                return cls(kind, subject_id) if usable_subject_id(subject_id) else None
+        return None
 
 
 @dataclass(frozen=True)
@@ -68,6 +156,7 @@ class Reservation:
     key: str
     creation_key: str
     reserved_at: float  # unix seconds
+    reserved_by: str | None = None  # the user whose click reserved it (None: written before this was kept)
 
     def age_seconds(self) -> float:
         return time.time() - self.reserved_at
@@ -99,10 +188,10 @@ class CustomerTable:
         item = self._get_item(key)
         return _row_from(item) if item else None
 
-    def reserve(self, key: str, replacing: CustomerLink | None = None) -> Row | None:
+    def reserve(self, key: str, reserved_by: str, replacing: CustomerLink | None = None) -> Row | None:
         """A reservation for a customer yet to be made, unless another request got there first (then
         whatever is stored now). With `replacing`, only if the row still holds that stale link."""
-        reservation = Reservation(key, secrets.token_hex(16), time.time())
+        reservation = Reservation(key, secrets.token_hex(16), time.time(), reserved_by)
         condition = f"attribute_not_exists({KEY})"
         values: dict[str, AttributeValueTypeDef] = {}
         if replacing is not None:
@@ -112,6 +201,7 @@ class CustomerTable:
             KEY: {"S": key},
             "creation_key": {"S": reservation.creation_key},
             "reserved_at": {"N": str(reservation.reserved_at)},
+            "reserved_by": {"S": reserved_by},
         }
         return reservation if self._put(item, condition, values) else self._stored(key)
 
@@ -221,6 +311,7 @@ def _row_from(item: Item) -> Row:
             key=item[KEY]["S"],
             creation_key=item["creation_key"]["S"],
             reserved_at=float(item.get("reserved_at", {}).get("N", "0")),
+            reserved_by=item.get("reserved_by", {}).get("S"),
         )
     return CustomerLink(
         key=item[KEY]["S"],

@@ -7,7 +7,7 @@ A caller without valid credentials learns nothing else, whatever else is wrong w
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 from aws_lambda_powertools import Logger, Metrics
@@ -87,10 +87,10 @@ class PortalService:
         self._deadline.start(request.time_left_seconds)
         user = self._authenticator.authenticate(request.token())
         request.check_origin()
+        subject = self._authenticator.billing_subject(user)  # organization mode: refuses other roles
         flow = self._flow(request.flow_name)
         params = self._checked_parameters(request.parameters(), flow)
         vetted = self._vet(params, request.accept_language, flow)
-        subject = BillingSubject.user(user.user_id)
         if flow is not None and flow.needs_subscription:
             customer = self._existing_customer(subject)
             subscription = self._subscription_for(flow, customer, vetted.subscription_id)
@@ -213,10 +213,10 @@ class PortalService:
                     extra={"stale_customer": row.stripe_customer_id, "stale_livemode": row.livemode},
                 )
                 metrics.add_metric(name="StaleCustomersReplaced", unit=MetricUnit.Count, value=1)
-                row = self._customers.reserve(subject.key, replacing=row)
+                row = self._customers.reserve(subject.key, user.user_id, replacing=row)
             elif row is None:
                 self._refuse_unless_creating()
-                row = self._customers.reserve(subject.key)
+                row = self._customers.reserve(subject.key, user.user_id)
             else:
                 created = self._recover_or_create(subject, user, row)
                 row = self._customers.complete(row, created.id, created.livemode)
@@ -241,12 +241,14 @@ class PortalService:
                 )
                 metrics.add_metric(name="CustomersRecovered", unit=MetricUnit.Count, value=1)
                 return found
+        # The reservation's maker, not this click's user: an organization's racing admins send one request.
+        maker = replace(subject, acting_user_id=reservation.reserved_by or subject.acting_user_id)
         params: CustomerCreateParams = {
-            "metadata": {**subject.metadata(), CREATION_KEY_FIELD: reservation.creation_key}
+            "metadata": {**maker.metadata(), CREATION_KEY_FIELD: reservation.creation_key}
         }
-        if user.email:
+        if subject.is_the_user and user.email:
             params["email"] = user.email
-        if user.name:
+        if subject.is_the_user and user.name:
             params["name"] = user.name
         # Every request holding this reservation sends the same key, so Stripe makes one customer for all.
         return self._stripe.create_customer(params, idempotency_key=customer_idempotency_key(reservation))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from html import escape
 
-from local.demo import USERS
 from portal_links.flows import FLOWS
 
 # What the app shows for each ?portal_error=<code> the API sends a browser back with.
@@ -156,13 +155,13 @@ def app_page(error: str | None, done: str | None) -> str:
     )
 
 
-def sign_in_page(next_url: str) -> str:
+def sign_in_page(next_url: str, users: dict[str, str]) -> str:
     buttons = "".join(
         "<form method='post' action='/dev/sign-in'>"
         f"<input type='hidden' name='next' value='{escape(next_url)}'>"
         f"<input type='hidden' name='user' value='{escape(user)}'>"
         f"<button data-testid='sign-in:{escape(user)}'>{escape(label)}</button></form><br>"
-        for user, label in USERS.items()
+        for user, label in users.items()
     )
     other = (
         "<form method='post' action='/dev/sign-in'>"

@@ -21,7 +21,12 @@ def test_concurrent_first_clicks_of_two_organizations_admins_make_one_customer_e
     stripe.set_latency("POST", "/v1/customers", 0.3)
     # and different admins of Acme and of Globex, each clicking for the first time at once
     tokens = [
-        identity.token(f"admin-{n}", org_id="acme" if n % 2 else "globex", org_role="org:admin")
+        identity.token(
+            f"admin-{n}",
+            email=f"admin-{n}@example.com",
+            org_id="acme" if n % 2 else "globex",
+            org_role="org:admin",
+        )
         for n in range(CONTAINERS)
     ]
     start = threading.Barrier(CONTAINERS)

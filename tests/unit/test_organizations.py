@@ -49,8 +49,8 @@ def test_an_admins_click_opens_the_organizations_portal_keyed_by_the_organizatio
         "app_org_opened_by": "ada",
         "portal_links_creation_key": customer["metadata"]["portal_links_creation_key"],
     }
-    # Not the person's e-mail or name: every admin's first click must send the same parameters
-    assert (customer["email"], customer["name"]) == (None, None)
+    # Its billing e-mail is the admin's; it is not named after her
+    assert (customer["email"], customer["name"]) == ("ada@acme.example", None)
     assert keys(aws) == ["#org#acme"]
     [session] = stripe.sessions()
     assert session["customer"] == customer["id"]

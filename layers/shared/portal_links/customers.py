@@ -3,7 +3,8 @@
 A subject's row is one of:
 - a link: `stripe_customer_id`, `livemode`, `created_at` (rows written before reservations existed are
   links too, so nothing is migrated);
-- a reservation: `creation_key`, `reserved_at` and `reserved_by` (the user whose click made it), written
+- a reservation: `creation_key`, `reserved_at`, `reserved_by` and `reserved_by_email` (the user whose
+  click made it, whose e-mail the customer gets), written
   before the customer is created so that a creation whose row write failed can be found again (by the key,
   in the customer's metadata) instead of being made twice.
 A user's row is keyed by the user id, an organization's by `#org#<org id>` (SUBJECT_KINDS). Beside them,
@@ -45,8 +46,8 @@ class SubjectKind:
     metadata_field: str  # the Stripe customer's metadata that names the subject
     reference_prefix: str  # Checkout's `client_reference_id` is this + the id
     acting_user_field: str | None = None  # metadata naming the user who made the customer, if kept
-    # The customer is the person: their e-mail and name go on it. An organization's customer is made with
-    # the same parameters whichever admin's click makes it, as one idempotency key requires.
+    # The customer is the person: their name goes on it. An organization's customer gets the e-mail of the
+    # admin whose click reserved it, and no name.
     is_the_user: bool = False
 
 
@@ -157,6 +158,7 @@ class Reservation:
     creation_key: str
     reserved_at: float  # unix seconds
     reserved_by: str | None = None  # the user whose click reserved it (None: written before this was kept)
+    reserved_by_email: str | None = None
 
     def age_seconds(self) -> float:
         return time.time() - self.reserved_at
@@ -188,10 +190,13 @@ class CustomerTable:
         item = self._get_item(key)
         return _row_from(item) if item else None
 
-    def reserve(self, key: str, reserved_by: str, replacing: CustomerLink | None = None) -> Row | None:
+    def reserve(
+        self, key: str, reserved_by: str, email: str | None, replacing: CustomerLink | None = None
+    ) -> Row | None:
         """A reservation for a customer yet to be made, unless another request got there first (then
-        whatever is stored now). With `replacing`, only if the row still holds that stale link."""
-        reservation = Reservation(key, secrets.token_hex(16), time.time(), reserved_by)
+        whatever is stored now). With `replacing`, only if the row still holds that stale link. Who made it
+        is kept so that every request completing it asks Stripe for the same customer."""
+        reservation = Reservation(key, secrets.token_hex(16), time.time(), reserved_by, email)
         condition = f"attribute_not_exists({KEY})"
         values: dict[str, AttributeValueTypeDef] = {}
         if replacing is not None:
@@ -203,6 +208,8 @@ class CustomerTable:
             "reserved_at": {"N": str(reservation.reserved_at)},
             "reserved_by": {"S": reserved_by},
         }
+        if email is not None:
+            item["reserved_by_email"] = {"S": email}
         return reservation if self._put(item, condition, values) else self._stored(key)
 
     def complete(self, reservation: Reservation, stripe_customer_id: str, livemode: bool) -> Row | None:
@@ -312,6 +319,7 @@ def _row_from(item: Item) -> Row:
             creation_key=item["creation_key"]["S"],
             reserved_at=float(item.get("reserved_at", {}).get("N", "0")),
             reserved_by=item.get("reserved_by", {}).get("S"),
+            reserved_by_email=item.get("reserved_by_email", {}).get("S"),
         )
     return CustomerLink(
         key=item[KEY]["S"],

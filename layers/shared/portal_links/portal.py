@@ -213,10 +213,10 @@ class PortalService:
                     extra={"stale_customer": row.stripe_customer_id, "stale_livemode": row.livemode},
                 )
                 metrics.add_metric(name="StaleCustomersReplaced", unit=MetricUnit.Count, value=1)
-                row = self._customers.reserve(subject.key, user.user_id, replacing=row)
+                row = self._customers.reserve(subject.key, user.user_id, user.email, replacing=row)
             elif row is None:
                 self._refuse_unless_creating()
-                row = self._customers.reserve(subject.key, user.user_id)
+                row = self._customers.reserve(subject.key, user.user_id, user.email)
             else:
                 created = self._recover_or_create(subject, user, row)
                 row = self._customers.complete(row, created.id, created.livemode)
@@ -241,13 +241,15 @@ class PortalService:
                 )
                 metrics.add_metric(name="CustomersRecovered", unit=MetricUnit.Count, value=1)
                 return found
-        # The reservation's maker, not this click's user: an organization's racing admins send one request.
-        maker = replace(subject, acting_user_id=reservation.reserved_by or subject.acting_user_id)
+        # The reservation's maker, not this click's user: an organization's racing admins send one request
+        # (a reservation from before makers were kept is this click's).
+        maker = replace(subject, acting_user_id=reservation.reserved_by or user.user_id)
+        email = reservation.reserved_by_email if reservation.reserved_by else user.email
         params: CustomerCreateParams = {
             "metadata": {**maker.metadata(), CREATION_KEY_FIELD: reservation.creation_key}
         }
-        if subject.is_the_user and user.email:
-            params["email"] = user.email
+        if email:
+            params["email"] = email
         if subject.is_the_user and user.name:
             params["name"] = user.name
         # Every request holding this reservation sends the same key, so Stripe makes one customer for all.

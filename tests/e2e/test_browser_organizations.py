@@ -33,6 +33,8 @@ def test_the_organizations_billing_admin_opens_the_organizations_portal(
     assert customer["metadata"]["app_org_id"] == "acme"
     [subscription] = stripe_get(server, f"/v1/subscriptions?customer={fields['Customer']}")["data"]
     assert fields["Subscription"] == subscription["id"]
+    # and the demo policy's after_expiration reached it: an expired link can be recovered for a week
+    assert fields["After expiration"].startswith("customer login until ")
     page.screenshot(path=output / "organizations-admin-portal.png", full_page=True)
 
 

@@ -6,6 +6,7 @@ A caller without valid credentials learns nothing else, whatever else is wrong w
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
@@ -34,6 +35,7 @@ from portal_links.stripe_gateway import CREATION_KEY_FIELD, CreatedCustomer, Str
 if TYPE_CHECKING:
     from stripe.params import CustomerCreateParams
     from stripe.params.billing_portal import SessionCreateParams
+    from stripe.params.billing_portal._session_create_params import SessionCreateParamsAfterExpiration
 
 logger = Logger(child=True)
 metrics = Metrics()
@@ -158,6 +160,12 @@ class PortalService:
             params["on_behalf_of"] = self._policy.on_behalf_of
         if vetted.locale != "auto":
             params["locale"] = vetted.locale
+        expiration = self._policy.after_expiration
+        if expiration is not None:
+            after: SessionCreateParamsAfterExpiration = {"type": "customer_login"}
+            if expiration.expires_in_seconds is not None:
+                after["customer_login"] = {"expires_at": int(time.time()) + expiration.expires_in_seconds}
+            params["after_expiration"] = after
         if flow is not None and flow_policy is not None:
             params["flow_data"] = flow.flow_data(flow_policy, subscription, vetted.change)
         return params

@@ -285,6 +285,27 @@ class TestOrganizations:
         assert mapping(aws) == {"#deleted#cus_B": "cus_B"}
 
 
+class TestAccountsAsCustomers:
+    """A Checkout Session for an Accounts v2 account names it as customer_account: the account is linked."""
+
+    def test_checkout_for_an_account_links_the_account(self, webhook, aws):
+        session = {**checkout("user-9", "cus_B"), "customer_account": "acct_1Example"}
+
+        response = deliver(webhook, stripe_event("checkout.session.completed", session))
+
+        assert action(response) == "linked"
+        assert mapping(aws) == {"user-9": "acct_1Example"}
+
+    @pytest.mark.parametrize("account", ["acct_", "acct_1 x", "ba_1Example", 42])
+    def test_a_malformed_account_is_refused_and_nothing_written(self, webhook, aws, account):
+        session = {**checkout("user-9", "cus_B"), "customer_account": account}
+
+        response = deliver(webhook, stripe_event("checkout.session.completed", session))
+
+        assert response["statusCode"] == 400
+        assert rows(aws) == []
+
+
 EVENTS = [
     stripe_event("customer.created", customer("cus_A", "user-1"), event_id="evt_1"),
     stripe_event("checkout.session.completed", checkout("user-2", "cus_B"), event_id="evt_2"),

@@ -19,10 +19,11 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from portal_links import api_versions
 from portal_links.errors import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -145,11 +146,32 @@ class BillingSubject:
 
 
 @dataclass(frozen=True)
+class StripeParty:
+    """Whom a link names at Stripe: a customer (cus_…), or an Accounts v2 account used as a customer
+    (acct_…), which Stripe's APIs name as `customer_account`. Only the party reads the prefix."""
+
+    id: str
+
+    @property
+    def parameter(self) -> Literal["customer", "customer_account"]:
+        return "customer_account" if self.id.startswith("acct_") else "customer"
+
+    @property
+    def since_api_version(self) -> str | None:
+        """The first Stripe API version that can name this party."""
+        return api_versions.ACCOUNTS_AS_CUSTOMERS if self.parameter == "customer_account" else None
+
+
+@dataclass(frozen=True)
 class CustomerLink:
     key: str
-    stripe_customer_id: str
+    stripe_customer_id: str  # the attribute's name since the first row; it may hold an acct_… id too
     livemode: bool
     created_at: str
+
+    @property
+    def party(self) -> StripeParty:
+        return StripeParty(self.stripe_customer_id)
 
 
 @dataclass(frozen=True)

@@ -95,9 +95,11 @@ class PortalService:
         vetted = self._vet(params, request.accept_language, flow)
         if flow is not None and flow.needs_subscription:
             customer = self._existing_customer(subject)
+            self._stripe.check_nameable(customer.party)
             subscription = self._subscription_for(flow, customer, vetted.subscription_id)
         else:
             customer, subscription = self.customer_for(subject, user), None
+            self._stripe.check_nameable(customer.party)
         try:
             url = self._stripe.create_portal_session(
                 self._session_params(customer, flow, subscription, vetted)
@@ -149,10 +151,8 @@ class PortalService:
         self, customer: CustomerLink, flow: Flow | None, subscription: Subscription | None, vetted: _Vetted
     ) -> SessionCreateParams:
         flow_policy = self._policy.flows[flow.name] if flow else None
-        params: SessionCreateParams = {
-            "customer": customer.stripe_customer_id,
-            "return_url": vetted.return_url,
-        }
+        params: SessionCreateParams = {"return_url": vetted.return_url}
+        params[customer.party.parameter] = customer.party.id
         configuration = flow_policy.configuration if flow_policy else self._policy.homepage_configuration
         if configuration:
             params["configuration"] = configuration
@@ -181,7 +181,7 @@ class PortalService:
         assert flow.eligibility is not None  # only flows about a subscription come here
         if requested is not None:
             found = self._stripe.subscription(requested)
-            if found is None or found.customer != customer.stripe_customer_id:
+            if found is None or not found.belongs_to(customer.party):
                 raise SubscriptionNotFound(
                     "there is no such subscription for this account", param="subscription"
                 )
@@ -190,7 +190,7 @@ class PortalService:
                     f"the subscription cannot go through {flow.name} in its current state"
                 )
             return found
-        subscriptions = self._stripe.subscriptions_of(customer.stripe_customer_id)
+        subscriptions = self._stripe.subscriptions_of(customer.party)
         candidates = [s for s in subscriptions if flow.eligibility.suits(s)]
         if not candidates:
             raise NoSubscription(f"there is no subscription that {flow.name} applies to")

@@ -24,6 +24,7 @@ logger = Logger(child=True)
 metrics = Metrics()
 
 CUSTOMER_ID = re.compile(r"cus_[A-Za-z0-9]{1,250}")
+PARTY_ID = re.compile(r"(cus|acct)_[A-Za-z0-9]{1,250}")  # a customer, or an Accounts v2 account as one
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,9 @@ class EventRule:
     apply: Callable[[CustomerTable, dict[str, Any], bool], Change]
 
 
-def _customer_id(value: Any) -> str:
+def _customer_id(value: Any, pattern: re.Pattern[str] = CUSTOMER_ID) -> str:
     customer = value.get("id") if isinstance(value, dict) else value
-    if not isinstance(customer, str) or not CUSTOMER_ID.fullmatch(customer):
+    if not isinstance(customer, str) or not pattern.fullmatch(customer):
         raise EventMalformed("the event names no customer id")
     return customer
 
@@ -84,9 +85,11 @@ def link_checkout(table: CustomerTable, session: dict[str, Any], livemode: bool)
     subject = BillingSubject.referenced_by(session.get("client_reference_id"))
     if subject is None:
         return Change("ignored", "no usable client_reference_id")
-    if session.get("customer") is None:
+    # A session for an Accounts v2 account names it as customer_account: the account is what gets linked.
+    party = session.get("customer_account") or session.get("customer")
+    if party is None:
         return Change("ignored", "the session made no customer")
-    return _link(table, subject, _customer_id(session.get("customer")), livemode, None)
+    return _link(table, subject, _customer_id(party, PARTY_ID), livemode, None)
 
 
 def unlink_customer(table: CustomerTable, customer: dict[str, Any], _: bool) -> Change:
@@ -111,8 +114,8 @@ WEBHOOK_EVENTS: dict[str, EventRule] = {
         unlink_customer,
     ),
     "checkout.session.completed": EventRule(
-        "links the session's `customer` to the subject in `client_reference_id` (a user id, or "
-        "`org:<organization id>`), if that subject has none",
+        "links the session's `customer_account` (an Accounts v2 account) or else its `customer` to the "
+        "subject in `client_reference_id` (a user id, or `org:<organization id>`), if that subject has none",
         link_checkout,
     ),
 }

@@ -53,8 +53,8 @@ browser-deps: $(STAMP)  ## a Chromium or Chrome: CHROMIUM=..., else on PATH, els
 browser: browser-deps
 	$(PYTEST) tests/e2e
 
-dev: $(STAMP)  ## the whole service on http://127.0.0.1:$(PORT) with embedded stand-ins
-	$(RUN_LOCAL) local.dev_server --port $(PORT) --sam-env-file .aws-sam/dev-env.json
+dev: $(STAMP)  ## the whole service on http://127.0.0.1:$(PORT) with embedded stand-ins (ORGANIZATIONS=1: organization mode)
+	$(RUN_LOCAL) local.dev_server --port $(PORT) --sam-env-file .aws-sam/dev-env.json $(if $(ORGANIZATIONS),--organizations)
 
 invoke: $(STAMP)  ## one event through the handler, like `sam local invoke -e`, without Docker
 	@test -n "$(EVENT)" || { echo "usage: make invoke EVENT=events/portal-post.json"; exit 2; }

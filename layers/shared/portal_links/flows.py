@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
+from portal_links import api_versions
 from portal_links.errors import (
     InvalidParameter,
     PortalError,
@@ -85,8 +86,7 @@ class Flow(NamedTuple):
         return self.eligibility is not None
 
     def available_on(self, api_version: str) -> bool:
-        # Stripe's versions sort by their date prefix (YYYY-MM-DD.name).
-        return self.since_api_version is None or api_version[:10] >= self.since_api_version[:10]
+        return api_versions.has(api_version, self.since_api_version)
 
     def vetted(self, policy: FlowPolicy, params: Mapping[str, str]) -> PlanChange | None:
         return self.vet(policy, params) if self.vet is not None else None

@@ -21,11 +21,13 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from portal_links.errors import (
+    BillingRoleRequired,
     CsrfRejected,
     EventMalformed,
     InvalidParameter,
     NoBillingAccount,
     NoSubscription,
+    OrganizationRequired,
     PortalError,
     PortalNotConfigured,
     RouteNotFound,
@@ -73,6 +75,8 @@ ERRORS: dict[type[Exception], ErrorEntry] = {
         401, "Sign-in required", log_message="request not authenticated", metric="AuthFailures"
     ),
     CsrfRejected: ErrorEntry(403, "Request not allowed from this origin"),
+    OrganizationRequired: ErrorEntry(403, "Organization required"),
+    BillingRoleRequired: ErrorEntry(403, "Billing role required"),
     InvalidParameter: ErrorEntry(400, "Invalid parameter"),
     UnknownParameter: ErrorEntry(400, "Unknown parameter"),
     NoBillingAccount: ErrorEntry(404, "No billing account"),

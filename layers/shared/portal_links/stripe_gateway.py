@@ -20,6 +20,7 @@ from aws_lambda_powertools import Logger
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from portal_links import api_versions
 from portal_links.deadline import Deadline
 from portal_links.errors import (
     CustomerGone,
@@ -34,9 +35,10 @@ from portal_links.priming import answered_locally
 if TYPE_CHECKING:
     from botocore.session import Session as AwsSession
     from stripe import RequestOptions
-    from stripe.params import CustomerCreateParams
+    from stripe.params import CustomerCreateParams, SubscriptionListParams
     from stripe.params.billing_portal import SessionCreateParams
 
+    from portal_links.customers import StripeParty
     from portal_links.settings import StripeSettings, WebhookSettings
 
 logger = Logger(child=True)
@@ -73,6 +75,10 @@ class Subscription(NamedTuple):
     status: str
     cancel_at_period_end: bool
     items: tuple[SubscriptionItem, ...]
+    customer_account: str | None = None  # the Accounts v2 account the customer is, if it is one
+
+    def belongs_to(self, party: StripeParty) -> bool:
+        return party.id in (self.customer, self.customer_account)
 
 
 class DeadlineRequestsClient(stripe.RequestsClient):
@@ -255,6 +261,7 @@ class SecretsManagerKey:
 
 class StripeGateway:
     def __init__(self, settings: StripeSettings, api_key: KeySource, deadline: Deadline) -> None:
+        self._settings = settings
         self._api_key = api_key
         self._http = DeadlineRequestsClient(settings.timeout_seconds, deadline)
         base = {"api": settings.api_base} if settings.api_base else None
@@ -320,12 +327,30 @@ class StripeGateway:
             raise
         return _subscription(found)
 
-    def subscriptions_of(self, customer_id: str) -> list[Subscription]:
+    def subscriptions_of(self, party: StripeParty) -> list[Subscription]:
+        params: SubscriptionListParams = {"limit": PAGE_SIZE}
+        params[party.parameter] = party.id
         with _translated_errors("subscriptions.list"):
-            page = self._client.v1.subscriptions.list(
-                params={"customer": customer_id, "limit": PAGE_SIZE}, options=self._options()
-            )
+            page = self._client.v1.subscriptions.list(params=params, options=self._options())
         return [_subscription(found) for found in page.data]
+
+    def check_nameable(self, party: StripeParty) -> None:
+        """Refuse, before any request, a party the pinned API version cannot name: a link to an Accounts v2
+        account while STRIPE_API_VERSION predates `customer_account`. The operator's to fix, so a 503
+        without Retry-After (portal_not_configured), and the log says what to set."""
+        if not api_versions.has(self._settings.api_version, party.since_api_version):
+            logger.error(
+                "the mapping names an Accounts v2 account, which this Stripe API version cannot name",
+                extra={
+                    "parameter": party.parameter,
+                    "pinned": self._settings.api_version,
+                    "fix": f"set STRIPE_API_VERSION to {party.since_api_version} or later",
+                },
+            )
+            raise PortalNotConfigured(
+                "the billing portal is not set up for this account yet; the operator must update the"
+                " Stripe API version"
+            )
 
     def product_names(self, product_ids: set[str]) -> dict[str, str]:
         """One list call per 100 products: Stripe expands at most four levels, and a subscription list's
@@ -384,7 +409,9 @@ def _subscription(found: stripe.Subscription) -> Subscription:
         for item in found["items"].data
     )
     customer = found.customer if isinstance(found.customer, str) else found.customer.id
-    return Subscription(found.id, customer, found.status, bool(found.cancel_at_period_end), items)
+    # Older API versions have no customer_account field at all.
+    account = getattr(found, "customer_account", None)
+    return Subscription(found.id, customer, found.status, bool(found.cancel_at_period_end), items, account)
 
 
 class _translated_errors:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import ssl
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -121,9 +122,11 @@ class IdentityProvider:
             return self.jwks()
         return None
 
-    def serve(self, port: int = 0) -> str:
-        self._server = serve_in_background(self._respond, "identity-provider", port)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+    def serve(self, port: int = 0, tls: ssl.SSLContext | None = None) -> str:
+        """Serve on 127.0.0.1 (over https with `tls`, as issuers serve in production); the issuer's URL."""
+        self._server = serve_in_background(self._respond, "identity-provider", port, tls)
+        scheme = "https" if tls is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
         self.issuer = self.issuer or self.url + self.issuer_path
         return self.issuer
 
@@ -138,8 +141,8 @@ class IdentityProvider:
             self._server = None
 
     @contextmanager
-    def serving(self) -> Iterator[IdentityProvider]:
-        self.serve()
+    def serving(self, tls: ssl.SSLContext | None = None) -> Iterator[IdentityProvider]:
+        self.serve(tls=tls)
         try:
             yield self
         finally:

@@ -25,7 +25,8 @@ API_KEY = "sk_test_portal_links"
 
 @pytest.fixture(scope="session")
 def identity() -> Iterator[IdentityProvider]:
-    with IdentityProvider().serving() as provider:
+    # The committed development key: a fresh RSA key would cost a test session a noticeable moment.
+    with IdentityProvider(fixed_key=True).serving() as provider:
         yield provider
 
 
@@ -83,12 +84,28 @@ def env(monkeypatch: pytest.MonkeyPatch, base_env: dict[str, str]) -> Callable[.
     return apply
 
 
+@pytest.fixture(scope="session")
+def customers_table() -> dict[str, Any]:
+    """`create_table` arguments from template.yaml's definition, read once: parsing YAML is slow."""
+    return customers_table_definition(TABLE)
+
+
+@pytest.fixture(scope="session")
+def boto3_session() -> boto3.Session:
+    """One boto3 session for every test: AWS's service models are parsed once, not for each test."""
+    return boto3.Session()
+
+
 @pytest.fixture
-def aws(env: Callable[..., None]) -> Iterator[Any]:
+def aws(
+    env: Callable[..., None], customers_table: dict[str, Any], boto3_session: boto3.Session
+) -> Iterator[Any]:
     """In-process moto with the customers table created from template.yaml's definition."""
     with mock_aws():
+        # moto clears boto3's default session while it mocks; every client made meanwhile uses ours.
+        boto3.DEFAULT_SESSION = boto3_session
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(**customers_table_definition(TABLE))
+        client.create_table(**customers_table)
         yield client
 
 
@@ -164,6 +181,19 @@ def redeploy(env: Callable[..., None], handler: Invoker) -> Callable[..., None]:
 
 def link_customer(client: Any, app_user_id: str, customer_id: str) -> None:
     demo.link_customer(client, TABLE, app_user_id, customer_id)
+
+
+def portal_session(response: dict[str, Any], stripe: StripeEmulator) -> dict[str, Any]:
+    """The portal session an accepted request leads to, asserted as only acceptance answers: a 303 whose
+    Location is the newest session the emulator made, or a fetch()'s 200 with that session's URL."""
+    assert response["statusCode"] in (200, 303), response["body"]
+    session = stripe.sessions()[-1]
+    assert session["url"].startswith(f"{stripe.url}/p/session/")
+    if response["statusCode"] == 303:
+        assert response["headers"]["Location"] == session["url"]
+    else:
+        assert json.loads(response["body"]) == {"url": session["url"]}
+    return session
 
 
 def problem(response: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,6 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from local.template import customers_table_definition
 from tests.conftest import TABLE, Invoker, cold_started_handler
 
 
@@ -23,10 +22,10 @@ def moto_server() -> Iterator[str]:
 
 
 @pytest.fixture
-def dynamodb(env: Callable[..., None], moto_server: str) -> Iterator[Any]:
+def dynamodb(env: Callable[..., None], moto_server: str, customers_table: dict[str, Any]) -> Iterator[Any]:
     env(AWS_ENDPOINT_URL_DYNAMODB=moto_server)
     client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=moto_server)
-    client.create_table(**customers_table_definition(TABLE))
+    client.create_table(**customers_table)
     yield client
     client.delete_table(TableName=TABLE)
 

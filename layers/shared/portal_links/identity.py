@@ -163,7 +163,14 @@ class SigningKeys:
             )
             raise IdentityProviderUnavailable("the issuer's discovery document names another issuer")
         jwks_uri = discovery.get("jwks_uri")
-        if not isinstance(jwks_uri, str) or not jwks_uri.startswith(("https://", "http://")):
+        # The keys come at least as safely as the document naming them: over https unless the issuer is
+        # itself plain http (a local one, which settings allow only with ALLOW_INSECURE_LOCALHOST).
+        schemes = ("https://", "http://") if issuer.startswith("http://") else ("https://",)
+        if not isinstance(jwks_uri, str) or not jwks_uri.startswith(schemes):
+            logger.error(
+                "the issuer's discovery document names no https jwks_uri",
+                extra={"jwks_uri": repr(jwks_uri), "discovery": issuer.rstrip("/") + DISCOVERY_PATH},
+            )
             raise IdentityProviderUnavailable("the discovery document has no usable jwks_uri")
         return jwks_uri
 

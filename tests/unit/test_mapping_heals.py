@@ -125,7 +125,8 @@ def click_whose_row_write_fails(handler, token: str) -> dict:
 
     client.meta.events.register("provide-client-params.dynamodb.PutItem", fail_the_completing_write)
     try:
-        return handler.request(token=token, accept="application/json")
+        response: dict = handler.request(token=token, accept="application/json")
+        return response
     finally:
         client.meta.events.unregister("provide-client-params.dynamodb.PutItem", fail_the_completing_write)
 

@@ -15,7 +15,7 @@ PORT ?= 3000
 # The layer package and the handler, importable as Lambda sees them (/opt/python and the task root).
 RUN_LOCAL := PYTHONPATH=layers/shared:functions/portal:functions/webhook $(BIN)/python -m
 
-.PHONY: dev test lint types validate build unit property integration layer-check browser-deps browser invoke deploy mutation clean
+.PHONY: dev test lint types validate build unit property integration layer-check browser-deps browser invoke deploy bench mutation clean
 
 # $(call venv,<directory>,<requirements file>): the virtualenv there, with exactly those pins installed.
 define venv
@@ -66,8 +66,8 @@ browser-deps: $(STAMP)  ## a Chromium or Chrome: CHROMIUM=..., else on PATH, els
 browser: browser-deps
 	$(PYTEST) tests/e2e
 
-dev: $(STAMP)  ## the whole service on http://127.0.0.1:$(PORT) with embedded stand-ins
-	$(RUN_LOCAL) local.dev_server --port $(PORT) --sam-env-file .aws-sam/dev-env.json
+dev: $(STAMP)  ## the whole service on http://127.0.0.1:$(PORT) with embedded stand-ins (ORGANIZATIONS=1: organization mode)
+	$(RUN_LOCAL) local.dev_server --port $(PORT) --sam-env-file .aws-sam/dev-env.json $(if $(ORGANIZATIONS),--organizations)
 
 invoke: $(STAMP)  ## one event through the handler, like `sam local invoke -e`, without Docker
 	@test -n "$(EVENT)" || { echo "usage: make invoke EVENT=events/portal-post.json"; exit 2; }
@@ -79,5 +79,8 @@ mutation: $(MUTATION_STAMP)  ## mutmut over the security core (about 25 min; MOD
 deploy: build  ## first time `sam deploy --guided` (answers saved in samconfig.toml), then `sam deploy`
 	$(BIN)/python -m local.deploy
 
+bench: $(STAMP)  ## init, first response, warm overhead, round trips: this project vs the floor and a naive peer
+	$(BIN)/python -m bench
+
 clean:
-	rm -rf .aws-sam .mypy_cache .ruff_cache .pytest_cache .hypothesis test-output .mutation
+	rm -rf .aws-sam .bench .mutation .mypy_cache .ruff_cache .pytest_cache .hypothesis test-output

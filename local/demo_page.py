@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from html import escape
 
-from local.demo import USERS
 from portal_links.flows import FLOWS
 
 # What the app shows for each ?portal_error=<code> the API sends a browser back with.
@@ -19,6 +18,9 @@ ERROR_MESSAGES = {
     "unknown_flow": "That billing action is not available.",
     "not_found": "That billing link does not exist.",
     "csrf_rejected": "That request did not come from this app.",
+    "organization_required": "Choose an organization first: its billing is managed per organization.",
+    "billing_role_required": "Only your organization's billing admins can manage its subscription. "
+    "Ask one of them.",
     "invalid_parameter": "Something in that request was not valid.",
     "unknown_parameter": "That request asked for something the app does not allow.",
     "stripe_unavailable": "Billing is briefly unavailable. Please try again in a moment.",
@@ -153,13 +155,13 @@ def app_page(error: str | None, done: str | None) -> str:
     )
 
 
-def sign_in_page(next_url: str) -> str:
+def sign_in_page(next_url: str, users: dict[str, str]) -> str:
     buttons = "".join(
         "<form method='post' action='/dev/sign-in'>"
         f"<input type='hidden' name='next' value='{escape(next_url)}'>"
         f"<input type='hidden' name='user' value='{escape(user)}'>"
         f"<button data-testid='sign-in:{escape(user)}'>{escape(label)}</button></form><br>"
-        for user, label in USERS.items()
+        for user, label in users.items()
     )
     other = (
         "<form method='post' action='/dev/sign-in'>"

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from local.demo import demo_policy
+from local.demo import ORGANIZATION_SETTINGS, demo_policy
 from local.identity_provider import DEV_AUDIENCE
 from local.template import function_variables
 from portal_links.redirects import LOCAL_HOSTS
@@ -29,9 +29,15 @@ CALLED_URLS = ("AUTH_JWKS_URL", "STRIPE_API_BASE", "AWS_ENDPOINT_URL_DYNAMODB")
 
 
 def dev_environment(
-    origin: str, *, stripe_api_base: str | None, stripe_api_key: str | None, jwks_url: str | None
+    origin: str,
+    *,
+    stripe_api_base: str | None,
+    stripe_api_key: str | None,
+    jwks_url: str | None,
+    organizations: bool = False,
 ) -> dict[str, str]:
-    """Settings as template.yaml would set them, pointed at the local stand-ins on `origin`."""
+    """Settings as template.yaml would set them, pointed at the local stand-ins on `origin`; with
+    `organizations`, in organization mode."""
     env = {
         "CUSTOMERS_TABLE": DEV_TABLE,
         "AUTH_ISSUER": origin,
@@ -49,13 +55,14 @@ def dev_environment(
         "PORTAL_POLICY_FILE": "",  # the demo policy is the document above
         "POWERTOOLS_SERVICE_NAME": "portal-links",
         "POWERTOOLS_METRICS_NAMESPACE": "PortalLinksDev",
-        "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": "WARNING",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "local",
         "AWS_SECRET_ACCESS_KEY": "local",
     }
+    if organizations:
+        env.update(ORGANIZATION_SETTINGS)
     if jwks_url:
         env["AUTH_JWKS_URL"] = jwks_url  # else discovered from the issuer, as in production
     if stripe_api_base:

@@ -24,12 +24,14 @@ from urllib.parse import parse_qs
 import jwt
 
 from local.apigw import HttpApi, LocalContext
+from local.demo import claims_of, demo_users
 from local.demo_page import app_page, demo_page, sign_in_page
 from local.dev_env import DEV_TABLE, write_sam_env_file
 from local.dev_tools import StripeDevTools
 from local.server import LocalServer, Reply, handler_for
 from local.stack import LocalStack, local_stack
 from local.template import http_api_cors, http_api_routes
+from portal_links.customers import BillingSubject
 
 USER_ID_LIMIT = 64
 SESSION_SECONDS = 3600
@@ -43,7 +45,9 @@ class DevApp:
 
         self.stack = stack
         self.origin = stack.origin
-        policy = load_settings().policy
+        settings = load_settings()
+        self.organizations = settings.auth.organizations is not None
+        policy = settings.policy
         self.flows = {name: list(policy.flows[name].prices) for name in policy.enabled_flows()}
         functions = {
             "PortalFunction": portal_handler.lambda_handler,
@@ -77,10 +81,10 @@ class DevApp:
         tools = {}
         dev_tools = self.tools
         if dev_tools is not None and user is not None and headers.get("origin") in (None, self.origin):
-            signed_in = user
+            subject, email = self.subject_of(user), f"{user}@example.com"
             controls = {
-                "delete-customer": lambda: dev_tools.delete_customer(signed_in),
-                "checkout": lambda: dev_tools.checkout(signed_in),
+                "delete-customer": lambda: dev_tools.delete_customer(subject.key),
+                "checkout": lambda: dev_tools.checkout(subject.reference, email),
                 "replay": dev_tools.replay_events,
             }
             tools = {("POST", f"/dev/stripe/{name}"): _done(control) for name, control in controls.items()}
@@ -92,7 +96,7 @@ class DevApp:
                 )
             ),
             ("GET", "/app"): lambda p: _html(app_page(p.get("portal_error"), p.get("done"))),
-            ("GET", "/dev/sign-in"): lambda p: _html(sign_in_page(self.safe_next(p.get("next")))),
+            ("GET", "/dev/sign-in"): lambda p: _html(self.sign_in_page(p.get("next"))),
             ("POST", "/dev/sign-in"): lambda p: self.sign_in(p.get("user", ""), p.get("next")),
             ("POST", "/dev/sign-out"): lambda _: self.sign_out(),
             ("GET", "/dev/token"): lambda p: self.token(p.get("user", "")),
@@ -124,14 +128,26 @@ class DevApp:
             return next_url
         return "/"
 
+    def subject_of(self, user: str) -> BillingSubject:
+        """Whose Stripe customer the developer tools act on: the user's, or their organization's."""
+        organization = claims_of(user, self.organizations).get("org_id")
+        return BillingSubject.organization(organization, user) if organization else BillingSubject.user(user)
+
+    def sign_in_page(self, next_url: str | None) -> str:
+        return sign_in_page(self.safe_next(next_url), demo_users(self.organizations))
+
     def mint(self, user: str) -> str:
         return self.stack.identity.token(
-            user, expires_in=SESSION_SECONDS, email=f"{user}@example.com", name=user.replace("-", " ").title()
+            user,
+            expires_in=SESSION_SECONDS,
+            email=f"{user}@example.com",
+            name=user.replace("-", " ").title(),
+            **claims_of(user, self.organizations),
         )
 
     def sign_in(self, user: str, next_url: str | None) -> Reply:
         if not _valid_user(user):
-            return _html(sign_in_page(self.safe_next(next_url)), status=400)
+            return _html(self.sign_in_page(next_url), status=400)
         cookie = f"session={self.mint(user)}; Path=/; HttpOnly; SameSite=Lax; Max-Age={SESSION_SECONDS}"
         return Reply(303, headers=[("Location", self.safe_next(next_url)), ("Set-Cookie", cookie)])
 
@@ -193,13 +209,15 @@ def describe(method: str, path: str, reply: Reply, origin: str, millis: float) -
     return f"{time.strftime('%H:%M:%S')} {method} {route} {reply.status}{target} ({millis:.0f} ms)"
 
 
-def serve(port: int, sam_env_file: Path | None = None) -> None:
+def serve(port: int, sam_env_file: Path | None = None, organizations: bool = False) -> None:
     origin = f"http://127.0.0.1:{port}"
     try:
         server = LocalServer(("127.0.0.1", port), handler_for(lambda *_: Reply(503)))
     except OSError as exc:
         sys.exit(f"make dev: cannot listen on 127.0.0.1:{port} ({exc.strerror}); set PORT=<another port>")
-    with local_stack(origin, serve_identity=False, deliver_webhooks=True) as stack:
+    with local_stack(
+        origin, serve_identity=False, deliver_webhooks=True, organizations=organizations
+    ) as stack:
         app = DevApp(stack)
         if sam_env_file is not None:
             write_sam_env_file(sam_env_file, stack.environment)
@@ -215,6 +233,7 @@ def serve(port: int, sam_env_file: Path | None = None) -> None:
             return reply
 
         server.RequestHandlerClass = handler_for(respond)
+        subject = "the organization (org_id, role org:admin)" if organizations else "the user"
         print(
             "Portal Links dev server\n"
             f"  demo app        {origin}/\n"
@@ -222,6 +241,7 @@ def serve(port: int, sam_env_file: Path | None = None) -> None:
             f"  bearer token    curl -s '{origin}/dev/token?user=demo-user'\n"
             f"  portal API      POST {origin}/portal  and  {origin}/portal/<flow>\n"
             f"  flows enabled   {', '.join(app.flows) or 'none'}\n"
+            f"  billing subject {subject}\n"
             f"  DynamoDB        moto at {stack.environment['AWS_ENDPOINT_URL_DYNAMODB']}\n"
             f"  Stripe          {stack.stripe_description}\n"
             + (f"  sam local       --env-vars {sam_env_file} (see the README)\n" if sam_env_file else "")
@@ -248,8 +268,11 @@ def main() -> None:
     parser.add_argument(
         "--sam-env-file", type=Path, help="write the env file for `sam local --env-vars` that points here"
     )
+    parser.add_argument(
+        "--organizations", action="store_true", help="organization mode: Acme's admin and member sign in"
+    )
     arguments = parser.parse_args()
-    serve(arguments.port, arguments.sam_env_file)
+    serve(arguments.port, arguments.sam_env_file, arguments.organizations)
 
 
 if __name__ == "__main__":

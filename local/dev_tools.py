@@ -23,18 +23,21 @@ class StripeDevTools:
         self._table = table
         self._api = stripe.StripeClient(api_key, base_addresses={"api": emulator.url})
 
-    def delete_customer(self, user: str) -> str:
-        """Delete the user's Stripe customer, as someone would in the Dashboard."""
-        item = self._dynamodb.get_item(TableName=self._table, Key={"app_user_id": {"S": user}}).get("Item")
+    def delete_customer(self, subject_key: str) -> str:
+        """Delete the subject's Stripe customer, as someone would in the Dashboard."""
+        item = self._dynamodb.get_item(TableName=self._table, Key={"app_user_id": {"S": subject_key}}).get(
+            "Item"
+        )
         customer = (item or {}).get("stripe_customer_id", {}).get("S")
         if customer is None:
             return "no-customer"
         self._api.v1.customers.delete(customer)
         return "customer-deleted"
 
-    def checkout(self, user: str) -> str:
-        """Subscribe the user as Stripe Checkout would, with `client_reference_id` set to the user's id."""
-        self._emulator.complete_checkout(user, CHECKOUT_PRICE, email=f"{user}@example.com")
+    def checkout(self, reference: str, email: str) -> str:
+        """Subscribe as Stripe Checkout would, with `client_reference_id` naming the subject (the user's id,
+        or `org:<organization id>`)."""
+        self._emulator.complete_checkout(reference, CHECKOUT_PRICE, email=email)
         return "checkout-completed"
 
     def replay_events(self) -> str:

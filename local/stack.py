@@ -46,6 +46,7 @@ def local_stack(
     serve_identity: bool,
     environ: dict[str, str] | None = None,
     deliver_webhooks: bool = False,
+    organizations: bool = False,
 ) -> Iterator[LocalStack]:
     """Start the stand-ins and point the function's environment at them (os.environ is updated)."""
     environ = dict(os.environ if environ is None else environ)
@@ -77,6 +78,7 @@ def local_stack(
             stripe_api_base=emulator.url if emulator else environ.get("STRIPE_API_BASE"),
             stripe_api_key=real_stripe_key,
             jwks_url=f"{identity.url}/.well-known/jwks.json" if serve_identity else None,
+            organizations=organizations,
         )
         if real_stripe_key:
             # The demo prices exist only in the emulator: the policy is the developer's, or the defaults.

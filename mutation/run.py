@@ -52,7 +52,7 @@ NOT_FOR_MUTATION = (
     "tests/unit/test_readme_opening.py",
     "tests/unit/test_release.py",
     "tests/unit/test_stripe_emulator.py",
-    "tests/unit/test_stripe_key_and_faults.py",
+    "tests/unit/test_stripe_key.py",
     "tests/integration/test_dev_server.py",
     "tests/integration/test_dev_webhooks.py",
     "tests/integration/test_sam_local_env.py",

@@ -64,7 +64,6 @@ def base_env(identity: IdentityProvider, stripe: StripeEmulator) -> dict[str, st
         "STRIPE_API_BASE": stripe.url,
         "POWERTOOLS_SERVICE_NAME": "portal-links",
         "POWERTOOLS_METRICS_NAMESPACE": "PortalLinksTest",
-        "POWERTOOLS_TRACE_DISABLED": "true",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",

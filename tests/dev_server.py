@@ -31,7 +31,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_dev_server(**environment: str) -> Iterator[DevServer]:
+def running_dev_server(*arguments: str, **environment: str) -> Iterator[DevServer]:
     port = free_port()
     env = {
         k: v
@@ -43,7 +43,7 @@ def running_dev_server(**environment: str) -> Iterator[DevServer]:
         str(ROOT / part) for part in ("layers/shared", "functions/portal", "functions/webhook")
     )
     process = subprocess.Popen(  # noqa: S603 - our own dev server
-        [sys.executable, "-m", "local.dev_server", "--port", str(port)],
+        [sys.executable, "-m", "local.dev_server", "--port", str(port), *arguments],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -3,59 +3,69 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from snapshot_restore_py import register_after_restore, register_before_snapshot
 
-from portal_links.composition import compose_portal
-from portal_links.http import PortalHttp, contained
-from portal_links.portal import PortalService
+from portal_links.composition import Portal, compose_portal
+from portal_links.http import contained
+from portal_links.routes import ApiEvent, ApiResponse, Router
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
-app = APIGatewayHttpResolver()
+router = Router()
 
 
 @cache
-def portal() -> tuple[PortalService, PortalHttp]:
+def portal() -> Portal:
     return compose_portal()
 
 
-@app.route("/portal", method=["GET", "POST"])
-def portal_homepage() -> Response[str]:
-    return portal_link(flow=None)
+@router.route("/portal", methods=("GET", "POST"))
+def portal_homepage(event: ApiEvent, context: LambdaContext) -> ApiResponse:
+    return portal_link(event, context, flow=None)
 
 
-@app.route("/portal/<flow>", method=["GET", "POST"])
-def portal_deep_link(flow: str) -> Response[str]:
-    return portal_link(flow)
+@router.route("/portal/<flow>", methods=("GET", "POST"))
+def portal_deep_link(event: ApiEvent, context: LambdaContext, flow: str) -> ApiResponse:
+    return portal_link(event, context, flow)
 
 
-def portal_link(flow: str | None) -> Response[str]:
-    service, http = portal()
-    time_left = app.lambda_context.get_remaining_time_in_millis() / 1000
-    return http.answer(app.current_event.raw_event, flow, time_left, service.create_link, correlation_id())
+def portal_link(event: ApiEvent, context: LambdaContext, flow: str | None) -> ApiResponse:
+    time_left = context.get_remaining_time_in_millis() / 1000
+    return portal().http.answer(event, flow, time_left, portal().service.create_link, correlation_id())
 
 
-@app.not_found
-def not_found(_: Exception) -> Response[str]:
-    return portal()[1].not_found(app.current_event.raw_event, correlation_id())
+@router.not_found
+def not_found(event: ApiEvent, _: LambdaContext) -> ApiResponse:
+    return portal().http.not_found(event, correlation_id())
 
 
 def correlation_id() -> str:
     return logger.get_correlation_id() or ""
 
 
+def before_snapshot() -> None:
+    portal().prime()
+
+
+def after_restore() -> None:
+    portal().after_restore()
+
+
 portal()  # configuration errors fail the cold start, naming the setting
+# SnapStart (the Lambda runtime provides snapshot_restore_py); an on-demand cold start runs neither.
+register_before_snapshot(before_snapshot)
+register_after_restore(after_restore)
 
 
 @contained
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)  # the response holds the portal URL
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+def lambda_handler(event: ApiEvent, context: LambdaContext) -> ApiResponse:
+    return router.resolve(event, context)

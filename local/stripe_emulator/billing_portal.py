@@ -27,7 +27,7 @@ from local.stripe_emulator.params import (
     no_such,
     require,
 )
-from local.stripe_emulator.state import Store, StripeObject, now
+from local.stripe_emulator.state import ACCOUNTS_SINCE, Store, StripeObject, now
 
 # The 47 locale values of the portal session (shared/reference/003).
 LOCALES = frozenset(
@@ -71,7 +71,7 @@ ADDED_IN: dict[str, Added] = {
             "return_url",
         ),
     ),
-    "2025-12-15.clover": Added(parameters=("customer_account",)),  # stripe 14.1.0; absent in 14.0.0
+    ACCOUNTS_SINCE: Added(parameters=("customer_account",)),  # stripe 14.1.0; absent in 14.0.0
     "2026-08-26.dahlia": Added(flow_types={"customer_update": EMPTY}),  # stripe 15.6.0; absent in 15.5.1
     "2026-10-28.endive": Added(  # stripe 16.1.0; absent in 16.0.0 (2026-09-30.endive)
         flow_types={"subscription_pause": frozenset({"subscription"})}, parameters=("after_expiration",)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from local.stripe_emulator.state import StripeObject
@@ -12,6 +13,16 @@ EXPIRED = "<!doctype html><title>Session expired</title><h1>This portal session 
 
 def session_at(sessions: list[StripeObject], path: str) -> StripeObject | None:
     return next((s for s in sessions if urlsplit(s["url"]).path == path), None)
+
+
+def _after_expiration(value: StripeObject | None) -> str:
+    if value is None:
+        return "—"
+    expires_at = value["customer_login"]["expires_at"]
+    until = (
+        "" if expires_at is None else f" until {datetime.fromtimestamp(expires_at, UTC):%Y-%m-%d %H:%M} UTC"
+    )
+    return f"customer login{until}"
 
 
 def portal_page(session: StripeObject | None) -> tuple[int, str]:
@@ -28,6 +39,7 @@ def portal_page(session: StripeObject | None) -> tuple[int, str]:
         "Return URL": session["return_url"] or "—",
         "Locale": session["locale"] or "auto",
         "Configuration": session["configuration"],
+        "After expiration": _after_expiration(session.get("after_expiration")),
     }
     confirm = flow.get("subscription_update_confirm") or {}
     if confirm:

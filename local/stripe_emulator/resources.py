@@ -30,8 +30,16 @@ from local.stripe_emulator.params import (
     missing,
     no_such,
     require,
+    unknown,
 )
-from local.stripe_emulator.state import INTERVALS, Store, StripeObject, now, schedule_cancellation
+from local.stripe_emulator.state import (
+    ACCOUNTS_SINCE,
+    INTERVALS,
+    Store,
+    StripeObject,
+    now,
+    schedule_cancellation,
+)
 
 LIST_PARAMETERS = frozenset({"limit", "starting_after", "ending_before", "expand"})
 SUBSCRIPTION_STATUSES = (
@@ -547,6 +555,14 @@ def cancel_subscription(store: Store, call: ApiCall) -> StripeObject:
 
 def list_subscriptions(store: Store, call: ApiCall) -> StripeObject:
     params = call.params
+    accounts_known = call.api_version[:10] >= ACCOUNTS_SINCE[:10]
+    if "customer_account" in params and not accounts_known:
+        raise unknown("customer_account")
+    account = (
+        expect_string(params["customer_account"], "customer_account")
+        if "customer_account" in params
+        else None
+    )
     price = expect_string(params["price"], "price") if "price" in params else None
     status = (
         expect_enum(params["status"], "status", (*SUBSCRIPTION_STATUSES, "all", "ended"))
@@ -555,6 +571,8 @@ def list_subscriptions(store: Store, call: ApiCall) -> StripeObject:
     )
 
     def wanted(subscription: StripeObject) -> bool:
+        if account is not None and subscription["customer_account"] != account:
+            return False
         if price is not None and all(item["price"] != price for item in subscription["items"]):
             return False
         if status is None:
@@ -563,7 +581,21 @@ def list_subscriptions(store: Store, call: ApiCall) -> StripeObject:
             return bool(subscription["status"] in ENDED)
         return status in ("all", subscription["status"])
 
-    return SUBSCRIPTIONS.list(store, call, wanted, also=frozenset({"price", "status"}))
+    also = {"price", "status"} | ({"customer_account"} if accounts_known else set())
+    return SUBSCRIPTIONS.list(store, call, wanted, also=frozenset(also))
+
+
+def list_products(store: Store, call: ApiCall) -> StripeObject:
+    """`GET /v1/products`, with Stripe's `ids` filter: only the products with these ids."""
+    ids = None
+    if "ids" in call.params:
+        ids = {
+            expect_string(i, f"ids[{n}]")
+            for n, i in enumerate(expect_list(call.params["ids"], "ids", 10_000))
+        }
+    return PRODUCTS.list(
+        store, call, lambda product: ids is None or product["id"] in ids, also=frozenset({"ids"})
+    )
 
 
 ID = r"(?P<ident>[^/]+)"
@@ -584,6 +616,7 @@ ROUTES = (
     *collection_routes(CUSTOMERS),
     Route("DELETE", f"/v1/customers/{ID}", delete_customer),
     Route("POST", "/v1/products", create_product),
+    Route("GET", "/v1/products", list_products),
     *collection_routes(PRODUCTS),
     Route("DELETE", f"/v1/products/{ID}", delete_product),
     Route("POST", "/v1/prices", create_price),

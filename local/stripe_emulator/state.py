@@ -19,6 +19,9 @@ from typing import Any
 StripeObject = dict[str, Any]
 
 INTERVALS = ("day", "week", "month", "year")
+# Accounts v2 as customers: `customer_account` on portal sessions, subscriptions (and their list filter) and
+# Checkout Sessions, all first typed in stripe-python 14.1.0 (absent in 14.0.0, 2025-11-17.clover).
+ACCOUNTS_SINCE = "2025-12-15.clover"
 
 
 def new_id(prefix: str) -> str:

@@ -7,6 +7,7 @@ is replayed; one reused with other parameters is refused.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
@@ -142,7 +143,7 @@ class Transport:
         self, method: str, path: str, pairs: list[tuple[str, str]], headers: dict[str, str]
     ) -> tuple[Outcome, Fault | None]:
         key = headers.get("idempotency-key")
-        _, _, api_key = headers.get("authorization", "").partition(" ")
+        api_key = api_key_of(headers)
         record = RecordedRequest(
             method, path, {}, key, headers.get("stripe-version"), api_key=api_key or None
         )
@@ -209,9 +210,21 @@ def _injected(fault: Fault) -> None:
         raise StripeRequestError(fault.status, "Injected fault", kind=fault.error_type, headers=retry)
 
 
+def api_key_of(headers: dict[str, str]) -> str:
+    """The key, sent as a bearer token (stripe-python) or as the basic-auth user (`curl -u sk_test_…:`)."""
+    scheme, _, credential = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        return credential
+    if scheme.lower() == "basic":
+        try:
+            return base64.b64decode(credential, validate=True).decode().partition(":")[0]
+        except (ValueError, UnicodeDecodeError):
+            return ""
+    return ""
+
+
 def _authenticate(headers: dict[str, str]) -> None:
-    scheme, _, api_key = headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not re.fullmatch(r"(sk|rk)_test_[A-Za-z0-9_]+", api_key):
+    if not re.fullmatch(r"(sk|rk)_test_[A-Za-z0-9_]+", api_key_of(headers)):
         raise StripeRequestError(401, "Invalid API Key provided.")
 
 

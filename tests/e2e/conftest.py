@@ -31,6 +31,13 @@ def dev_server() -> Iterator[DevServer]:
 
 
 @pytest.fixture(scope="session")
+def organizations_dev_server() -> Iterator[DevServer]:
+    """`make dev ORGANIZATIONS=1`: organization mode, Acme's admin and member on the sign-in page."""
+    with running_dev_server("--organizations") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
     try:
         chromium = find_chromium()

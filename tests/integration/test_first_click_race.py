@@ -14,13 +14,13 @@ CONTAINERS = 60
 
 def container():
     """One Lambda container's pipeline, with its own clients; a click returns the portal URL it answers."""
-    service, http = compose_portal()
+    portal = compose_portal()
 
     def click(token: str) -> str:
         event = http_api_event("POST", "/portal", headers={"authorization": f"Bearer {token}"})
-        response = http.answer(event, None, None, service.create_link, "")
-        assert response.status_code == 303, response.headers
-        return str(response.headers["Location"])
+        response = portal.http.answer(event, None, None, portal.service.create_link, "")
+        assert response["statusCode"] == 303, response["headers"]
+        return str(response["headers"]["Location"])
 
     return click
 

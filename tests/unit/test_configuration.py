@@ -91,7 +91,7 @@ def test_defaults_are_sensible(env, aws):
     env(AUTH_TOKEN_USE=None, MISSING_CUSTOMER=None, AUTH_COOKIE_NAME=None)
     portal_handler.portal.cache_clear()
 
-    service, _ = portal_handler.portal()
+    service = portal_handler.portal().service
 
     settings = service._settings
     assert settings.missing_customer is MissingCustomerPolicy.CREATE

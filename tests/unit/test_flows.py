@@ -334,6 +334,9 @@ class TestSubscriptionChoice:
             [{"id": shop.subscription, "products": ["Pro"]}, {"id": second, "products": ["Team"]}],
             key=lambda s: s["id"],
         )
+        # The product names come in one list call, not one retrieve per product.
+        [names] = stripe.requests_to("GET", "/v1/products")
+        assert len(names.params["ids"]) == 2
         assert_no_session(stripe)
 
     def test_naming_one_of_several_resolves_it(self, app, stripe, shop):

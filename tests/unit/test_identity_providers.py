@@ -65,6 +65,20 @@ class NearMiss:
 
 
 @dataclass(frozen=True)
+class Organizations:
+    """Organization mode as the provider's tokens carry it: the settings, and the claims an admin's and a
+    member's tokens add (the organization, and a role that may pay or may not)."""
+
+    org_claim: str
+    role_claim: str
+    billing_roles: str
+    organization: str  # the id the admin's and the member's tokens name
+    admin: dict[str, Claim]
+    member: dict[str, Claim]
+    where: str
+
+
+@dataclass(frozen=True)
 class Provider:
     name: str
     issuer: str  # exactly as the provider's discovery document (or docs) give it
@@ -85,6 +99,7 @@ class Provider:
     extra_jwks: tuple[dict[str, Any], ...] = ()
     examples: dict[str, str] = field(default_factory=dict)
     near_misses: dict[str, NearMiss] = field(default_factory=dict)
+    organizations: Organizations | None = None
 
 
 COGNITO_ISSUER = "https://cognito-idp.{region}.amazonaws.com/{user_pool_id}"
@@ -174,6 +189,17 @@ PROVIDER_ROWS = (
             "an access token": NearMiss({"token_use": "access", "client_id": "{app_client_id}", "aud": None}),
             "another app client": NearMiss({"aud": "0therclient1234567890abcd"}),
         },
+        # Cognito has no organizations: a custom attribute names one (ID tokens carry `custom:` attributes),
+        # and the user's groups are the roles (`cognito:groups`, in ID and access tokens).
+        organizations=Organizations(
+            org_claim="custom:org_id",
+            role_claim="cognito:groups",
+            billing_roles="billing-admins",
+            organization="acme",
+            admin={"custom:org_id": "acme", "cognito:groups": ["billing-admins", "staff"]},
+            member={"custom:org_id": "acme", "cognito:groups": ["staff"]},
+            where="a custom attribute `org_id` (readable by the app client) and a group per role",
+        ),
     ),
     # auth0.com/docs "Get access tokens": iss ends in "/"; an API audience with openid adds …/userinfo.
     Provider(
@@ -192,13 +218,29 @@ PROVIDER_ROWS = (
             "azp": "AbCdEf0123456789AbCdEf0123456789",
             "scope": "openid profile email",
         },
-        examples={"tenant": "example", "api_identifier": "https://api.example.com"},
+        examples={
+            "tenant": "example",
+            "api_identifier": "https://api.example.com",
+            "namespace": "example.com",
+        },
         near_misses={
             "an ID token (aud: the client id)": NearMiss({"aud": "AbCdEf0123456789AbCdEf0123456789"}),
             "another API": NearMiss(
                 {"aud": ["https://other.example.com", "https://{tenant}.auth0.com/userinfo"]}
             ),
         },
+        # auth0.com/docs "Work with Tokens and Organizations": org_id when the user logs in through one;
+        # roles only through a namespaced custom claim an Action adds (event.authorization.roles).
+        organizations=Organizations(
+            org_claim="org_id",
+            role_claim="https://{namespace}/roles",
+            billing_roles="billing-admin",
+            organization="org_9ybsU1dN2dKfDkBi",
+            admin={"org_id": "org_9ybsU1dN2dKfDkBi", "https://{namespace}/roles": ["billing-admin"]},
+            member={"org_id": "org_9ybsU1dN2dKfDkBi", "https://{namespace}/roles": ["viewer"]},
+            where="log in with `organization`; a post-login Action sets the roles claim "
+            "(`api.accessToken.setCustomClaim('https://<namespace>/roles', event.authorization.roles)`)",
+        ),
     ),
     # clerk.com/docs "Session tokens" (v2 claims, no aud) and "Manual JWT verification" (azp, __session).
     Provider(
@@ -227,6 +269,19 @@ PROVIDER_ROWS = (
             "another origin's token": NearMiss({"azp": "https://evil.example.com"}),
             "no azp": NearMiss({"azp": None}),
         },
+        # clerk.com/docs "Session tokens", v2: the active organization in `o` (`id`, `rol` without the
+        # `org:` prefix); v1 tokens carry `org_id` and `org_role` ("org:admin") instead.
+        organizations=Organizations(
+            org_claim="o.id",
+            role_claim="o.rol",
+            billing_roles="admin",
+            organization="org_2abcDEFghiJKLmnoPQRstuVWXyz",
+            admin={"o": {"id": "org_2abcDEFghiJKLmnoPQRstuVWXyz", "slg": "acme", "rol": "admin", "per": ""}},
+            member={
+                "o": {"id": "org_2abcDEFghiJKLmnoPQRstuVWXyz", "slg": "acme", "rol": "member", "per": ""}
+            },
+            where="the active organization (v1 tokens: `org_id`, `org_role`, roles as `org:admin`)",
+        ),
     ),
     # developer.okta.com "Authorization servers": the "default" server, aud api://default; kid+alg header.
     Provider(
@@ -289,6 +344,23 @@ PROVIDER_ROWS = (
             "another client's token": NearMiss({"azp": "admin-cli"}),
             "another realm": NearMiss({"iss": "https://{host}/realms/master"}),
         },
+        # Keycloak's Organizations: the `organization` scope's claim lists the aliases, one when the app
+        # asks for `organization:<alias>`; realm roles are the user's in every organization.
+        organizations=Organizations(
+            org_claim="organization",
+            role_claim="realm_access.roles",
+            billing_roles="billing-admin",
+            organization="acme",
+            admin={
+                "organization": ["acme"],
+                "realm_access": {"roles": ["offline_access", "uma_authorization", "billing-admin"]},
+            },
+            member={
+                "organization": ["acme"],
+                "realm_access": {"roles": ["offline_access", "uma_authorization"]},
+            },
+            where="scope `organization:<alias>` (one organization per token); a realm role per billing role",
+        ),
     ),
     # firebase.google.com/docs/auth/admin/verify-id-tokens: aud and iss name the project; RS256 with kid.
     Provider(
@@ -446,6 +518,21 @@ def provider_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+def organization_table() -> str:
+    rows = [
+        "| provider | `AUTH_ORG_CLAIM` | `AUTH_ROLE_CLAIM` | `AUTH_BILLING_ROLES` (an example) | set it up |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for provider in PROVIDERS.values():
+        orgs = provider.organizations
+        if orgs is not None:
+            rows.append(
+                f"| {provider.name} | `{for_readme(orgs.org_claim)}` | `{for_readme(orgs.role_claim)}` "
+                f"| `{orgs.billing_roles}` | {orgs.where} |"
+            )
+    return "\n".join(rows) + "\n"
+
+
 class ServedProvider:
     """One provider's issuer, discovery document and JWKS on 127.0.0.1, and its tokens."""
 
@@ -503,7 +590,7 @@ class ServedProvider:
         if isinstance(value, list):
             return [self.filled(item, minted) for item in value]
         if isinstance(value, dict):
-            return {name: self.filled(item, minted) for name, item in value.items()}
+            return {self.filled(name, minted): self.filled(item, minted) for name, item in value.items()}
         return value
 
     def signed_otherwise(self, how: str, claims: dict[str, Any]) -> str:
@@ -552,6 +639,12 @@ def test_the_readme_provider_table_is_rendered_from_the_table():
     table = provider_table()
 
     assert table in README, f"README.md: replace the identity provider table with\n{table}"
+
+
+def test_the_readme_organization_claims_table_is_rendered_from_the_table():
+    table = organization_table()
+
+    assert table in README, f"README.md: replace the organization claims table with\n{table}"
 
 
 def test_every_auth_setting_is_in_the_readme_and_passed_by_the_template():
@@ -609,6 +702,71 @@ def test_near_misses_are_refused_and_nothing_is_created(configured, handler, str
 
     assert response["statusCode"] == 401, response["body"]
     assert problem(response)["code"] == "unauthenticated"
+    assert stripe.requests() == []
+    assert rows(aws) == []
+
+
+ORGANIZATION_PROVIDERS = [name for name, provider in PROVIDERS.items() if provider.organizations]
+
+
+def organization_mode(served: ServedProvider) -> dict[str, str]:
+    """The README's organization claims row for the provider, as settings."""
+    orgs = served.provider.organizations
+    assert orgs is not None
+    return {
+        "AUTH_ORG_CLAIM": served.example(orgs.org_claim),
+        "AUTH_ROLE_CLAIM": served.example(orgs.role_claim),
+        "AUTH_BILLING_ROLES": orgs.billing_roles,
+    }
+
+
+@pytest.fixture
+def organized(served: ServedProvider, redeploy, aws) -> ServedProvider:
+    deploy(served, redeploy, **organization_mode(served))
+    return served
+
+
+@pytest.mark.parametrize("served", ORGANIZATION_PROVIDERS, indirect=True)
+def test_in_organization_mode_an_admins_token_opens_the_organizations_portal(organized, handler, stripe, aws):
+    # Given organization mode configured as the provider's row says, and an admin's token as it issues it
+    orgs = organized.provider.organizations
+    assert orgs is not None
+    token = organized.token(NearMiss(orgs.admin))
+
+    # When a fetch() caller sends it
+    response = handler.request(token=token, accept="application/json")
+
+    # Then the portal opens for the organization's customer, keyed by the organization
+    assert response["statusCode"] == 200, response["body"]
+    [customer] = stripe.customers()
+    assert customer["metadata"]["app_org_id"] == orgs.organization
+    assert customer["metadata"]["app_org_opened_by"] == organized.provider.subject
+    assert "app_user_id" not in customer["metadata"]
+    assert [row["app_user_id"]["S"] for row in rows(aws)] == [f"#org#{orgs.organization}"]
+
+
+@pytest.mark.parametrize("served", ORGANIZATION_PROVIDERS, indirect=True)
+def test_in_organization_mode_a_members_token_is_refused_and_nothing_is_written(
+    organized, handler, stripe, aws
+):
+    orgs = organized.provider.organizations
+    assert orgs is not None
+
+    response = handler.request(token=organized.token(NearMiss(orgs.member)), accept="application/json")
+
+    assert response["statusCode"] == 403, response["body"]
+    assert problem(response)["code"] == "billing_role_required"
+    assert stripe.requests() == []
+    assert rows(aws) == []
+
+
+@pytest.mark.parametrize("served", ORGANIZATION_PROVIDERS, indirect=True)
+def test_in_organization_mode_a_token_without_an_organization_is_refused(organized, handler, stripe, aws):
+    # The provider's token as it issues it for a user who has no (active) organization
+    response = handler.request(token=organized.token(), accept="application/json")
+
+    assert response["statusCode"] == 403, response["body"]
+    assert problem(response)["code"] == "organization_required"
     assert stripe.requests() == []
     assert rows(aws) == []
 

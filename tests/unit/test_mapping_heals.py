@@ -117,22 +117,29 @@ class TestStaleLinks:
         assert stripe.customers() == []
 
 
+def click_whose_row_write_fails(handler, token: str, accept: str | None = "application/json") -> dict:
+    """A click during which DynamoDB refuses the write that completes the reservation (at the client's edge,
+    as a throttled or failed PutItem would)."""
+    client = handler.module.portal()[0]._customers._client
+
+    def fail_the_completing_write(params, **_):
+        if params.get("ConditionExpression") == "creation_key = :key":
+            raise ClientError({"Error": {"Code": "InternalServerError", "Message": "injected"}}, "PutItem")
+
+    client.meta.events.register("provide-client-params.dynamodb.PutItem", fail_the_completing_write)
+    try:
+        response: dict = handler.request(token=token, accept=accept)
+        return response
+    finally:
+        client.meta.events.unregister("provide-client-params.dynamodb.PutItem", fail_the_completing_write)
+
+
 class TestDurableCreation:
     def test_a_failed_row_write_is_recovered_after_stripe_forgot_the_key(
         self, handler, identity, stripe, aws
     ):
         # Given a first click whose customer was made but whose row write then failed
-        client = handler.module.portal()[0]._customers._client
-
-        def fail_the_completing_write(params, **_):
-            if params.get("ConditionExpression") == "creation_key = :key":
-                raise ClientError(
-                    {"Error": {"Code": "InternalServerError", "Message": "injected"}}, "PutItem"
-                )
-
-        client.meta.events.register("provide-client-params.dynamodb.PutItem", fail_the_completing_write)
-        first = handler.request(token=identity.token("user-1"), accept="application/json")
-        client.meta.events.unregister("provide-client-params.dynamodb.PutItem", fail_the_completing_write)
+        first = click_whose_row_write_fails(handler, identity.token("user-1"))
         assert first["statusCode"] == 503
         assert problem(first)["code"] == "store_unavailable"
         [made] = stripe.customers()
@@ -164,17 +171,7 @@ class TestDurableCreation:
         )
 
     def test_within_a_day_the_idempotency_key_alone_finds_the_customer(self, handler, identity, stripe, aws):
-        client = handler.module.portal()[0]._customers._client
-
-        def fail_the_completing_write(params, **_):
-            if params.get("ConditionExpression") == "creation_key = :key":
-                raise ClientError(
-                    {"Error": {"Code": "InternalServerError", "Message": "injected"}}, "PutItem"
-                )
-
-        client.meta.events.register("provide-client-params.dynamodb.PutItem", fail_the_completing_write)
-        first = handler.request(token=identity.token("user-1"))
-        client.meta.events.unregister("provide-client-params.dynamodb.PutItem", fail_the_completing_write)
+        first = click_whose_row_write_fails(handler, identity.token("user-1"), accept=None)
         # a browser goes back to the app, told when to try again
         assert first["statusCode"] == 303
         assert first["headers"]["Location"] == f"{APP}/account?portal_error=store_unavailable"

@@ -6,6 +6,7 @@ is refused what that version lacks; parameters are as strict as Stripe's.
 
 from __future__ import annotations
 
+import base64
 import json
 import typing
 import urllib.error
@@ -787,3 +788,14 @@ class TestWebhookDelivery:
                 # stripe-python's own typed params list every event type; this one is not among them
                 params={"url": "https://example.com/h", "enabled_events": ["customer.teleported"]},  # type: ignore[list-item]
             )
+
+
+def test_the_key_may_come_as_basic_auth_as_in_stripes_curl_examples(stripe):
+    basic = base64.b64encode(f"{API_KEY}:".encode()).decode()
+    request = urllib.request.Request(
+        f"{stripe.url}/v1/customers", headers={"Authorization": f"Basic {basic}"}
+    )
+
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert json.loads(response.read())["object"] == "list"
+    assert [r.api_key for r in stripe.requests()] == [API_KEY]

@@ -339,6 +339,105 @@ class TestSubjects:
         assert rows(aws) == []
 
 
+class TestOrganizations:
+    """The linker understands organizations: `metadata.app_org_id` and Checkout's `org:<id>`."""
+
+    def test_customer_created_with_organization_metadata_links_the_organization(self, webhook, aws):
+        event = stripe_event(
+            "customer.created", customer("cus_ORG", app_org_id="acme", app_org_opened_by="ada")
+        )
+
+        response = deliver(webhook, event)
+
+        assert action(response) == "linked"
+        assert mapping(aws) == {"#org#acme": "cus_ORG"}
+
+    def test_checkout_with_an_organization_reference_links_the_organization(self, webhook, aws):
+        response = deliver(webhook, stripe_event("checkout.session.completed", checkout("org:acme", "cus_B")))
+
+        assert action(response) == "linked"
+        assert mapping(aws) == {"#org#acme": "cus_B"}
+
+    @pytest.mark.parametrize(
+        "reference",
+        [
+            "org:",
+            "org: ",
+            "org:#org#acme",
+            "org:org:acme",
+            "org:#deleted#cus_A",
+            "org:acme\n",
+            "org:" + "a" * 256,
+        ],
+    )
+    def test_a_checkout_with_an_unusable_organization_reference_links_nothing(self, webhook, aws, reference):
+        response = deliver(webhook, stripe_event("checkout.session.completed", checkout(reference, "cus_B")))
+
+        assert action(response) == "ignored"
+        assert rows(aws) == []
+
+    @pytest.mark.parametrize(
+        "metadata",
+        [
+            pytest.param({"app_user_id": "ada", "app_org_id": "acme"}, id="both a user and an organization"),
+            pytest.param({"app_org_id": ""}, id="an empty organization"),
+            pytest.param({"app_org_id": "#org#acme"}, id="a table key"),
+            pytest.param({"app_org_id": "org:acme"}, id="a Checkout reference"),
+            pytest.param({"app_org_opened_by": "ada"}, id="only who opened it"),
+        ],
+    )
+    def test_customer_metadata_naming_no_single_usable_subject_links_nothing(self, webhook, aws, metadata):
+        response = deliver(webhook, stripe_event("customer.created", customer("cus_X", **metadata)))
+
+        assert action(response) == "ignored"
+        assert rows(aws) == []
+
+    def test_a_user_and_an_organization_of_the_same_id_are_different_subjects(self, webhook, aws):
+        deliver(webhook, stripe_event("customer.created", customer("cus_USER", "acme")))
+        deliver(webhook, stripe_event("customer.created", customer("cus_ORG", app_org_id="acme")))
+
+        assert mapping(aws) == {"acme": "cus_USER", "#org#acme": "cus_ORG"}
+
+    def test_an_organizations_other_customer_is_a_conflict_and_the_link_is_kept(self, webhook, aws):
+        link_customer(aws, "#org#acme", "cus_KEEP")
+
+        response = deliver(
+            webhook, stripe_event("customer.created", customer("cus_OTHER", app_org_id="acme"))
+        )
+
+        assert action(response) == "conflict"
+        assert mapping(aws) == {"#org#acme": "cus_KEEP"}
+
+    def test_deleting_an_organizations_customer_unlinks_it_and_keeps_it_unlinked(self, webhook, aws):
+        deliver(webhook, stripe_event("checkout.session.completed", checkout("org:acme", "cus_B")))
+
+        deleted = deliver(webhook, stripe_event("customer.deleted", customer("cus_B", app_org_id="acme")))
+        late = deliver(webhook, stripe_event("customer.created", customer("cus_B", app_org_id="acme")))
+
+        assert (action(deleted), action(late)) == ("unlinked", "ignored")
+        assert mapping(aws) == {"#deleted#cus_B": "cus_B"}
+
+
+class TestAccountsAsCustomers:
+    """A Checkout Session for an Accounts v2 account names it as customer_account: the account is linked."""
+
+    def test_checkout_for_an_account_links_the_account(self, webhook, aws):
+        session = {**checkout("user-9", "cus_B"), "customer_account": "acct_1Example"}
+
+        response = deliver(webhook, stripe_event("checkout.session.completed", session))
+
+        assert action(response) == "linked"
+        assert mapping(aws) == {"user-9": "acct_1Example"}
+
+    @pytest.mark.parametrize("account", ["acct_", "acct_1 x", "ba_1Example", 42])
+    def test_a_malformed_account_is_refused_and_nothing_written(self, webhook, aws, account):
+        session = {**checkout("user-9", "cus_B"), "customer_account": account}
+
+        response = deliver(webhook, stripe_event("checkout.session.completed", session))
+
+        assert response["statusCode"] == 400
+        assert rows(aws) == []
+
 class TestAPortalClickUnderWay:
     def test_the_customer_the_click_made_replaces_its_reservation(self, webhook, aws):
         # Given a click's reservation whose row write has not completed yet

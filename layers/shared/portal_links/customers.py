@@ -3,12 +3,14 @@
 A subject's row is one of:
 - a link: `stripe_customer_id`, `livemode`, `created_at` (rows written before reservations existed are
   links too, so nothing is migrated);
-- a reservation: `creation_key` and `reserved_at`, written before the customer is created so that a
-  creation whose row write failed can be found again (by the key, in the customer's metadata) instead of
-  being made twice.
-Beside them, a tombstone per deleted Stripe customer (`#deleted#cus_…`, expiring after 90 days) keeps a
-late or replayed webhook from linking a customer that no longer exists. Keys starting with `#` are ours:
-identity refuses subjects that start with one.
+- a reservation: `creation_key`, `reserved_at`, `reserved_by` and `reserved_by_email` (the user whose
+  click made it, whose e-mail the customer gets), written
+  before the customer is created so that a creation whose row write failed can be found again (by the key,
+  in the customer's metadata) instead of being made twice.
+A user's row is keyed by the user id, an organization's by `#org#<org id>` (SUBJECT_KINDS). Beside them,
+a tombstone per deleted Stripe customer (`#deleted#cus_…`, expiring after 90 days) keeps a late or replayed
+webhook from linking a customer that no longer exists. Keys starting with `#` are ours: no subject id may
+start with one.
 """
 
 from __future__ import annotations
@@ -17,13 +19,17 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeGuard, cast
 
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from portal_links import api_versions
 from portal_links.errors import StoreUnavailable
+from portal_links.priming import answered_locally
 
 if TYPE_CHECKING:
+    from botocore.session import Session as AwsSession
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
@@ -33,41 +39,149 @@ KEY = "app_user_id"  # the table's hash key; it holds the billing subject's key
 BY_CUSTOMER_INDEX = "by_customer"
 TOMBSTONE_PREFIX = "#deleted#"
 TOMBSTONE_DAYS = 90
+MAX_SUBJECT_ID = 255
+
+
+@dataclass(frozen=True)
+class SubjectKind:
+    """How one kind of billing subject is keyed, named on its Stripe customer and referenced by Checkout."""
+
+    key_prefix: str  # the table's key is this + the id
+    metadata_field: str  # the Stripe customer's metadata that names the subject
+    reference_prefix: str  # Checkout's `client_reference_id` is this + the id
+    acting_user_field: str | None = None  # metadata naming the user who made the customer, if kept
+    # The customer is the person: their name goes on it. An organization's customer gets the e-mail of the
+    # admin whose click reserved it, and no name.
+    is_the_user: bool = False
+
+
+# The one table of subject kinds: the mapping, the customer's metadata and the webhook linker read it.
+SUBJECT_KINDS: dict[str, SubjectKind] = {
+    "user": SubjectKind(key_prefix="", metadata_field="app_user_id", reference_prefix="", is_the_user=True),
+    "organization": SubjectKind(
+        key_prefix="#org#",
+        metadata_field="app_org_id",
+        reference_prefix="org:",
+        acting_user_field="app_org_opened_by",
+    ),
+}
+# No subject id starts with the table's own "#" or with a Checkout reference prefix, so neither is ambiguous.
+RESERVED_PREFIXES = (
+    "#",
+    *(kind.reference_prefix for kind in SUBJECT_KINDS.values() if kind.reference_prefix),
+)
+
+
+def usable_subject_id(value: object) -> TypeGuard[str]:
+    """An id we may key a row by and send to Stripe: printable text, not too long, no reserved prefix."""
+    return (
+        isinstance(value, str)
+        and bool(value.strip())
+        and value.isprintable()
+        and len(value) <= MAX_SUBJECT_ID
+        and not value.startswith(RESERVED_PREFIXES)
+    )
 
 
 @dataclass(frozen=True)
 class BillingSubject:
-    """Who pays: an app user (the key is the user id, as rows have always been keyed)."""
+    """Who pays: an app user (keyed by the user id, as rows have always been) or, in organization mode,
+    an organization (keyed `#org#<id>`), with the user acting for it."""
 
     kind: str
     id: str
+    acting_user_id: str | None = None  # None when read back from Stripe (webhooks)
 
     @property
     def key(self) -> str:
-        return self.id
+        return SUBJECT_KINDS[self.kind].key_prefix + self.id
 
     def metadata(self) -> dict[str, str]:
         """What the Stripe customer carries so that webhooks can find the subject again."""
-        return {"app_user_id": self.id}
+        kind = SUBJECT_KINDS[self.kind]
+        acting = (
+            {kind.acting_user_field: self.acting_user_id}
+            if kind.acting_user_field and self.acting_user_id
+            else {}
+        )
+        return {kind.metadata_field: self.id, **acting}
+
+    @property
+    def reference(self) -> str:
+        """What an app sets as a Checkout Session's `client_reference_id` for this subject."""
+        return SUBJECT_KINDS[self.kind].reference_prefix + self.id
+
+    @property
+    def is_the_user(self) -> bool:
+        return SUBJECT_KINDS[self.kind].is_the_user
 
     @classmethod
     def user(cls, user_id: str) -> BillingSubject:
-        return cls("user", user_id)
+        return cls("user", user_id, user_id)
+
+    @classmethod
+    def organization(cls, org_id: str, acting_user_id: str) -> BillingSubject:
+        return cls("organization", org_id, acting_user_id)
+
+    @classmethod
+    def named_by(cls, metadata: dict[str, object]) -> BillingSubject | None:
+        """The subject a Stripe customer's metadata names: exactly one kind's field, with a usable id."""
+        named = [
+            (kind, metadata[k.metadata_field])
+            for kind, k in SUBJECT_KINDS.items()
+            if k.metadata_field in metadata
+        ]
+        if len(named) != 1:
+            return None
+        kind, subject_id = named[0]
+        return cls(kind, subject_id) if usable_subject_id(subject_id) else None
+
+    @classmethod
+    def referenced_by(cls, reference: object) -> BillingSubject | None:
+        """The subject a Checkout Session's `client_reference_id` names: `org:<id>`, else a user id."""
+        if not isinstance(reference, str):
+            return None
+        for kind, k in sorted(SUBJECT_KINDS.items(), key=lambda entry: -len(entry[1].reference_prefix)):
+            if reference.startswith(k.reference_prefix):
+                subject_id = reference.removeprefix(k.reference_prefix)
+                return cls(kind, subject_id) if usable_subject_id(subject_id) else None
+        return None
 
 
 @dataclass(frozen=True)
-class CustomerLink:
+class StripeParty:
+    """Whom a link names at Stripe: a customer (cus_…), or an Accounts v2 account used as a customer
+    (acct_…), which Stripe's APIs name as `customer_account`. Only the party reads the prefix."""
+
+    id: str
+
+    @property
+    def parameter(self) -> Literal["customer", "customer_account"]:
+        return "customer_account" if self.id.startswith("acct_") else "customer"
+
+    @property
+    def since_api_version(self) -> str | None:
+        """The first Stripe API version that can name this party."""
+        return api_versions.ACCOUNTS_AS_CUSTOMERS if self.parameter == "customer_account" else None
+
+
+class CustomerLink(NamedTuple):
     key: str
-    stripe_customer_id: str
+    stripe_customer_id: str  # the attribute's name since the first row; it may hold an acct_… id too
     livemode: bool
     created_at: str
 
+    @property
+    def party(self) -> StripeParty:
+        return StripeParty(self.stripe_customer_id)
 
-@dataclass(frozen=True)
-class Reservation:
+
+class Reservation(NamedTuple):
     key: str
     creation_key: str
     reserved_at: float  # unix seconds
+    reserved_by: str | None = None  # the user whose click reserved it (None: written before this was kept)
+    reserved_by_email: str | None = None
 
     def age_seconds(self) -> float:
         return time.time() - self.reserved_at
@@ -87,22 +201,34 @@ class CustomerTable:
         self._table = table_name
 
     @classmethod
-    def from_settings(cls, table_name: str) -> CustomerTable:
+    def from_settings(cls, table_name: str, aws: AwsSession) -> CustomerTable:
         """A client sized for a click: in-region calls take milliseconds, so fail fast and let users retry."""
-        import boto3
-        from botocore.config import Config
-
         config = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2})
-        return cls(boto3.client("dynamodb", config=config), table_name)
+        return cls(cast("DynamoDBClient", aws.create_client("dynamodb", config=config)), table_name)
+
+    def prime(self) -> None:
+        """SnapStart, before the snapshot: a read and conditional writes, answered without DynamoDB."""
+        with answered_locally(self._client, {}):
+            self.get("snapstart-priming")
+            reservation = self.reserve("snapstart-priming", "snapstart-priming", None)
+            assert isinstance(reservation, Reservation)
+            self.complete(reservation, "cus_priming", livemode=False)
+
+    def close_connections(self) -> None:
+        """Drop pooled connections; the next call opens its own (restored copies must not share one)."""
+        self._client.close()
 
     def get(self, key: str) -> Row | None:
         item = self._get_item(key)
         return _row_from(item) if item else None
 
-    def reserve(self, key: str, replacing: CustomerLink | None = None) -> Row | None:
+    def reserve(
+        self, key: str, reserved_by: str, email: str | None, replacing: CustomerLink | None = None
+    ) -> Row | None:
         """A reservation for a customer yet to be made, unless another request got there first (then
-        whatever is stored now). With `replacing`, only if the row still holds that stale link."""
-        reservation = Reservation(key, secrets.token_hex(16), time.time())
+        whatever is stored now). With `replacing`, only if the row still holds that stale link. Who made it
+        is kept so that every request completing it asks Stripe for the same customer."""
+        reservation = Reservation(key, secrets.token_hex(16), time.time(), reserved_by, email)
         condition = f"attribute_not_exists({KEY})"
         values: dict[str, AttributeValueTypeDef] = {}
         if replacing is not None:
@@ -112,7 +238,10 @@ class CustomerTable:
             KEY: {"S": key},
             "creation_key": {"S": reservation.creation_key},
             "reserved_at": {"N": str(reservation.reserved_at)},
+            "reserved_by": {"S": reserved_by},
         }
+        if email is not None:
+            item["reserved_by_email"] = {"S": email}
         return reservation if self._put(item, condition, values) else self._stored(key)
 
     def complete(self, reservation: Reservation, stripe_customer_id: str, livemode: bool) -> Row | None:
@@ -222,6 +351,8 @@ def _row_from(item: Item) -> Row:
             key=item[KEY]["S"],
             creation_key=item["creation_key"]["S"],
             reserved_at=float(item.get("reserved_at", {}).get("N", "0")),
+            reserved_by=item.get("reserved_by", {}).get("S"),
+            reserved_by_email=item.get("reserved_by_email", {}).get("S"),
         )
     return CustomerLink(
         key=item[KEY]["S"],

@@ -31,6 +31,18 @@ class CsrfRejected(PortalError):
     code = "csrf_rejected"
 
 
+class OrganizationRequired(PortalError):
+    """Organization mode: the token names no organization (none is active, or it names several)."""
+
+    code = "organization_required"
+
+
+class BillingRoleRequired(PortalError):
+    """Organization mode: the member's role in the organization may not open its billing portal."""
+
+    code = "billing_role_required"
+
+
 class InvalidParameter(PortalError):
     code = "invalid_parameter"
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
+from portal_links import api_versions
 from portal_links.errors import (
     InvalidParameter,
     PortalError,
@@ -41,16 +41,14 @@ PRICE_ID = re.compile(r"price_[A-Za-z0-9_]{1,250}")
 QUANTITY = re.compile(r"[0-9]{1,9}")
 
 
-@dataclass(frozen=True)
-class PlanChange:
+class PlanChange(NamedTuple):
     """A client's requested target for a plan change, parsed and vetted before any I/O."""
 
     price: str | None
     quantity: int | None
 
 
-@dataclass(frozen=True)
-class Eligibility:
+class Eligibility(NamedTuple):
     """Which subscriptions a flow applies to, and the error when the named one does not qualify."""
 
     statuses: frozenset[str]
@@ -70,8 +68,7 @@ FlowDataBuilder = Callable[
 ]
 
 
-@dataclass(frozen=True)
-class Flow:
+class Flow(NamedTuple):
     name: str
     title: str  # what a button for it says (demo page, README)
     summary: str  # one line for the README's flow table
@@ -89,8 +86,7 @@ class Flow:
         return self.eligibility is not None
 
     def available_on(self, api_version: str) -> bool:
-        # Stripe's versions sort by their date prefix (YYYY-MM-DD.name).
-        return self.since_api_version is None or api_version[:10] >= self.since_api_version[:10]
+        return api_versions.has(api_version, self.since_api_version)
 
     def vetted(self, policy: FlowPolicy, params: Mapping[str, str]) -> PlanChange | None:
         return self.vet(policy, params) if self.vet is not None else None

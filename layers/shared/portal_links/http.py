@@ -14,20 +14,20 @@ import functools
 import json
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import parse_qsl
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.metrics import MetricUnit
 
 from portal_links.errors import (
+    BillingRoleRequired,
     CsrfRejected,
     EventMalformed,
     InvalidParameter,
     NoBillingAccount,
     NoSubscription,
+    OrganizationRequired,
     PortalError,
     PortalNotConfigured,
     RouteNotFound,
@@ -44,6 +44,7 @@ from portal_links.errors import (
     UnknownParameter,
 )
 from portal_links.redirects import with_query
+from portal_links.routes import ApiResponse, request_line
 from portal_links.settings import Settings
 
 logger = Logger(child=True)
@@ -60,8 +61,7 @@ SECURITY_HEADERS = {
 }
 
 
-@dataclass(frozen=True)
-class ErrorEntry:
+class ErrorEntry(NamedTuple):
     status: int
     title: str
     log_level: int = logging.INFO
@@ -75,6 +75,8 @@ ERRORS: dict[type[Exception], ErrorEntry] = {
         401, "Sign-in required", log_message="request not authenticated", metric="AuthFailures"
     ),
     CsrfRejected: ErrorEntry(403, "Request not allowed from this origin"),
+    OrganizationRequired: ErrorEntry(403, "Organization required"),
+    BillingRoleRequired: ErrorEntry(403, "Billing role required"),
     InvalidParameter: ErrorEntry(400, "Invalid parameter"),
     UnknownParameter: ErrorEntry(400, "Unknown parameter"),
     NoBillingAccount: ErrorEntry(404, "No billing account"),
@@ -125,10 +127,7 @@ class HttpRequest:
 
     @property
     def method(self) -> str:
-        context = self._event.get("requestContext")
-        http = context.get("http") if isinstance(context, dict) else None
-        method = http.get("method") if isinstance(http, dict) else None
-        return method.upper() if isinstance(method, str) else ""
+        return request_line(self._event)[0]
 
     @property
     def accept_language(self) -> str | None:
@@ -305,7 +304,7 @@ class PortalHttp:
         time_left_seconds: float | None,
         create_link: Callable[[HttpRequest], str],
         correlation_id: str,
-    ) -> Response[str]:
+    ) -> ApiResponse:
         """One portal request, start to end: the link, or the error answered as the table says."""
         request = HttpRequest(event, self._settings, flow_name, time_left_seconds)
         try:
@@ -313,16 +312,16 @@ class PortalHttp:
         except Exception as error:
             return self.failure(request, error, correlation_id)
 
-    def not_found(self, event: Mapping[str, Any], correlation_id: str) -> Response[str]:
+    def not_found(self, event: Mapping[str, Any], correlation_id: str) -> ApiResponse:
         error = RouteNotFound("there is no such route; see the README for the portal endpoints")
         return self.failure(HttpRequest(event, self._settings, None, None), error, correlation_id)
 
-    def success(self, request: HttpRequest, portal_url: str) -> Response[str]:
+    def success(self, request: HttpRequest, portal_url: str) -> ApiResponse:
         if request.wants_json():
             return _response(200, "application/json", json.dumps({"url": portal_url}))
         return _response(303, None, "", Location=portal_url)
 
-    def failure(self, request: HttpRequest, error: Exception, correlation_id: str) -> Response[str]:
+    def failure(self, request: HttpRequest, error: Exception, correlation_id: str) -> ApiResponse:
         """The answer to `error`, logged and counted as the error table says."""
         entry, code = error_entry(error), error_code(error)
         _record(entry, code, error)
@@ -430,10 +429,13 @@ def contained(handler: _Handler) -> _Handler:
     return guarded  # type: ignore[return-value]
 
 
-def _response(status: int, content_type: str | None, body: str, **headers: str) -> Response[str]:
-    return Response(
-        status_code=status,
-        content_type=content_type,
-        body=body,
-        headers={**SECURITY_HEADERS, **headers},
-    )
+def _response(status: int, content_type: str | None, body: str, **headers: str) -> ApiResponse:
+    """A payload 2.0 response, shaped as Powertools' resolver shaped it."""
+    content = {"Content-Type": content_type} if content_type else {}
+    return {
+        "statusCode": status,
+        "body": body,
+        "isBase64Encoded": False,
+        "headers": {**SECURITY_HEADERS, **headers, **content},
+        "cookies": [],
+    }

@@ -18,14 +18,19 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol, TypeGuard
+from typing import Any, NamedTuple, Protocol, TypeGuard
 
 import jwt
 from aws_lambda_powertools import Logger
 
-from portal_links.errors import IdentityProviderUnavailable, Unauthenticated
-from portal_links.settings import AuthSettings, TokenUse
+from portal_links.customers import BillingSubject, usable_subject_id
+from portal_links.errors import (
+    BillingRoleRequired,
+    IdentityProviderUnavailable,
+    OrganizationRequired,
+    Unauthenticated,
+)
+from portal_links.settings import AuthSettings, OrganizationSettings, TokenUse
 
 logger = Logger(child=True)
 ALGORITHMS = ("RS256", "ES256")
@@ -44,11 +49,12 @@ COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 JsonFetcher = Callable[[str], dict[str, Any]]
 
 
-@dataclass(frozen=True)
-class AppUser:
+class AppUser(NamedTuple):
     user_id: str
     email: str | None = None
     name: str | None = None
+    organization: str | None = None  # organization mode: the one organization the token names
+    roles: frozenset[str] = frozenset()  # organization mode: the member's roles in it
 
 
 class VerificationKeys(Protocol):
@@ -58,6 +64,8 @@ class VerificationKeys(Protocol):
     def algorithms(self) -> tuple[str, ...]: ...
 
     def verification_key(self, algorithm: str, kid: object) -> Any: ...
+
+    def forget(self) -> None: ...  # the next token reads the keys again (SnapStart restores)
 
 
 def fetch_json(url: str) -> dict[str, Any]:
@@ -110,6 +118,11 @@ class SigningKeys:
         if key is None:
             raise Unauthenticated("the token was signed with an unknown key")
         return key
+
+    def forget(self) -> None:
+        """Fetch the keys again on next use: a restored snapshot's clock does not tell how old they are."""
+        with self._lock:
+            self._keys, self._fetched_at = {}, None
 
     def _refresh(self, now: float) -> None:
         if self._jwks_url is None:
@@ -176,6 +189,9 @@ class SharedSecret:
         config = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard", "max_attempts": 2})
         self._provider = SecretsProvider(boto_config=config)
 
+    def forget(self) -> None:
+        self._provider.clear_cache()  # type: ignore[no-untyped-call]
+
     def verification_key(self, algorithm: str, kid: object) -> Any:
         from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
@@ -201,6 +217,9 @@ class Authenticator:
         self._auth = auth
         self._keys = keys
 
+    def forget_keys(self) -> None:
+        self._keys.forget()
+
     @classmethod
     def from_settings(cls, auth: AuthSettings) -> Authenticator:
         keys = SharedSecret(auth.hs256_secret_arn) if auth.hs256_secret_arn else SigningKeys(auth)
@@ -222,7 +241,19 @@ class Authenticator:
             raise Unauthenticated("the token's algorithm is not accepted")
         key = self._keys.verification_key(algorithm, header.get("kid"))
         claims = self._verified_claims(token, key, algorithm)
-        return _user_from(claims)
+        return _user_from(claims, self._auth.organizations)
+
+    def billing_subject(self, user: AppUser) -> BillingSubject:
+        """Who pays for this user's clicks: the user, or in organization mode the organization their token
+        names, if their role there may open its billing portal."""
+        organizations = self._auth.organizations
+        if organizations is None:
+            return BillingSubject.user(user.user_id)
+        if user.organization is None:
+            raise OrganizationRequired("choose an organization first: this token names none")
+        if not user.roles & organizations.billing_roles:
+            raise BillingRoleRequired("only an organization's billing admins may open its billing portal")
+        return BillingSubject.organization(user.organization, user.user_id)
 
     def _verified_claims(self, token: str, key: Any, algorithm: str) -> dict[str, Any]:
         auth = self._auth
@@ -273,19 +304,48 @@ class Authenticator:
             )
 
 
-def _user_from(claims: dict[str, Any]) -> AppUser:
+def _user_from(claims: dict[str, Any], organizations: OrganizationSettings | None) -> AppUser:
     subject = claims.get("sub")
-    # Keys starting with "#" are the mapping table's own (tombstones, organizations), never a user's.
-    if not _printable(subject) or len(subject) > 255 or subject.startswith("#"):
+    # Reserved prefixes are the mapping table's own keys ("#…") and Checkout's organization references.
+    if not usable_subject_id(subject):
         raise Unauthenticated("the token has no usable subject")
     email = claims.get("email")
     usable_email = _printable(email) and "@" in email and len(email) <= 512
     name = claims.get("name")
+    organization, roles = None, frozenset[str]()
+    if organizations is not None:
+        organization = _one_organization(_claim(claims, organizations.org_claim))
+        roles = _roles(_claim(claims, organizations.role_claim))
     return AppUser(
         user_id=subject,
         email=email if usable_email and claims.get("email_verified") is not False else None,
         name=name[:256] if _printable(name) else None,
+        organization=organization,
+        roles=roles,
     )
+
+
+def _claim(claims: dict[str, Any], name: str) -> Any:
+    """The claim named exactly `name` (Auth0's "https://example.com/roles"), else the dotted path (o.id)."""
+    if name in claims:
+        return claims[name]
+    value: Any = claims
+    for part in name.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _one_organization(value: Any) -> str | None:
+    # A list (Keycloak's `organization`) names one organization only when it holds exactly one.
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    return value if usable_subject_id(value) else None
+
+
+def _roles(value: Any) -> frozenset[str]:
+    # One role (Clerk's o.rol, org_role) or a list of them (Cognito groups, Keycloak and Auth0 roles).
+    values = value if isinstance(value, list) else [value]
+    return frozenset(role for role in values if _printable(role))
 
 
 def _printable(value: Any) -> TypeGuard[str]:

@@ -10,24 +10,37 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, cast
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple, Protocol, cast
 
+from portal_links import api_versions
 from portal_links.errors import ConfigurationError
 from portal_links.locales import STRIPE_LOCALES
 
 AfterCompletionType = Literal["redirect", "hosted_confirmation", "portal_homepage"]
 MAX_CUSTOM_MESSAGE = 500
+# A recovery window for expired sessions, relative to each session (a fixed date in a policy would rot):
+# at least an hour, at most a year; Stripe documents no bounds of its own.
+MIN_RECOVERY_SECONDS = 3600
+MAX_RECOVERY_SECONDS = 365 * 86400
 STRIPE_ID = re.compile(r"^[A-Za-z0-9_\-]{1,255}$")
 
 
-@dataclass(frozen=True)
-class AfterCompletion:
+class AfterCompletion(NamedTuple):
     type: AfterCompletionType
     return_url: str | None = None
     custom_message: str | None = None
+
+
+@dataclass(frozen=True)
+class AfterExpiration:
+    """`customer_login`: a user who opens an expired portal link verifies their e-mail address by code and
+    gets a new session; until `expires_in_seconds` after the session was made, or with no deadline."""
+
+    expires_in_seconds: int | None = None
 
 
 @dataclass(frozen=True)
@@ -36,14 +49,13 @@ class Discount:
     promotion_code: str | None = None
 
 
-@dataclass(frozen=True)
-class FlowPolicy:
+class FlowPolicy(NamedTuple):
     enabled: bool
     configuration: str | None = None
     after_completion: AfterCompletion | None = None
     retention_coupon: str | None = None
     # a plan change: allow-listed target price → the discount the server attaches, if any
-    prices: dict[str, Discount | None] = field(default_factory=dict)
+    prices: Mapping[str, Discount | None] = MappingProxyType({})
     min_quantity: int = 1
     max_quantity: int = 1
 
@@ -64,12 +76,12 @@ class FlowSpec(Protocol):
     def available_on(self, api_version: str) -> bool: ...
 
 
-@dataclass(frozen=True)
-class PortalPolicy:
-    flows: dict[str, FlowPolicy] = field(default_factory=dict)  # every flow of the table, in its order
+class PortalPolicy(NamedTuple):
+    flows: Mapping[str, FlowPolicy] = MappingProxyType({})  # every flow of the table, in its order
     homepage_configuration: str | None = None
     on_behalf_of: str | None = None
     default_locale: str = "auto"
+    after_expiration: AfterExpiration | None = None
 
     def enabled_flows(self) -> list[str]:
         return [name for name, flow in self.flows.items() if flow.enabled]
@@ -112,7 +124,9 @@ class _Reader:
         self._api_version = api_version
 
     def policy(self, document: Any) -> PortalPolicy:
-        root = _object(document, "policy", {"flows", "homepage", "on_behalf_of", "default_locale"})
+        root = _object(
+            document, "policy", {"flows", "homepage", "on_behalf_of", "default_locale", "after_expiration"}
+        )
         homepage = _object(root.get("homepage", {}), "policy.homepage", {"configuration"})
         flows_doc = _object(root.get("flows", {}), "policy.flows", set(self._table))
         flows = {name: self.flow(spec, flows_doc.get(name)) for name, spec in self._table.items()}
@@ -125,7 +139,35 @@ class _Reader:
             homepage_configuration=_optional_id(homepage, "configuration", "policy.homepage", prefix="bpc_"),
             on_behalf_of=on_behalf_of,
             default_locale=locale,
+            after_expiration=self.after_expiration(root.get("after_expiration"), "policy.after_expiration"),
         )
+
+    def after_expiration(self, value: Any, where: str) -> AfterExpiration | None:
+        if value is None:
+            return None
+        expiration = _object(value, where, {"type", "customer_login"})
+        if not api_versions.has(self._api_version, api_versions.AFTER_EXPIRATION):
+            raise ConfigurationError(
+                where,
+                f"needs STRIPE_API_VERSION {api_versions.AFTER_EXPIRATION} or later "
+                f"(pinned: {self._api_version})",
+            )
+        if expiration.get("type") != "customer_login":
+            raise ConfigurationError(f"{where}.type", "must be customer_login")
+        login = _object(
+            expiration.get("customer_login", {}), f"{where}.customer_login", {"expires_in_seconds"}
+        )
+        seconds = login.get("expires_in_seconds")
+        if seconds is not None and (
+            isinstance(seconds, bool)
+            or not isinstance(seconds, int)
+            or not MIN_RECOVERY_SECONDS <= seconds <= MAX_RECOVERY_SECONDS
+        ):
+            raise ConfigurationError(
+                f"{where}.customer_login.expires_in_seconds",
+                f"must be a whole number of seconds from {MIN_RECOVERY_SECONDS} to {MAX_RECOVERY_SECONDS}",
+            )
+        return AfterExpiration(expires_in_seconds=seconds)
 
     def flow(self, spec: FlowSpec, value: Any) -> FlowPolicy:
         where = f"policy.flows.{spec.name}"

@@ -6,9 +6,10 @@ A caller without valid credentials learns nothing else, whatever else is wrong w
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import replace
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
@@ -34,6 +35,7 @@ from portal_links.stripe_gateway import CREATION_KEY_FIELD, CreatedCustomer, Str
 if TYPE_CHECKING:
     from stripe.params import CustomerCreateParams
     from stripe.params.billing_portal import SessionCreateParams
+    from stripe.params.billing_portal._session_create_params import SessionCreateParamsAfterExpiration
 
 logger = Logger(child=True)
 metrics = Metrics()
@@ -58,8 +60,7 @@ class PortalRequest(Protocol):
     def parameters(self) -> Mapping[str, str]: ...  # refuses a body or query that cannot be read
 
 
-@dataclass(frozen=True)
-class _Vetted:
+class _Vetted(NamedTuple):
     return_url: str
     locale: str
     subscription_id: str | None
@@ -87,15 +88,17 @@ class PortalService:
         self._deadline.start(request.time_left_seconds)
         user = self._authenticator.authenticate(request.token())
         request.check_origin()
+        subject = self._authenticator.billing_subject(user)  # organization mode: refuses other roles
         flow = self._flow(request.flow_name)
         params = self._checked_parameters(request.parameters(), flow)
         vetted = self._vet(params, request.accept_language, flow)
-        subject = BillingSubject.user(user.user_id)
         if flow is not None and flow.needs_subscription:
             customer = self._existing_customer(subject)
+            self._stripe.check_nameable(customer.party)
             subscription = self._subscription_for(flow, customer, vetted.subscription_id)
         else:
             customer, subscription = self.customer_for(subject, user), None
+            self._stripe.check_nameable(customer.party)
         try:
             url = self._stripe.create_portal_session(
                 self._session_params(customer, flow, subscription, vetted)
@@ -147,10 +150,8 @@ class PortalService:
         self, customer: CustomerLink, flow: Flow | None, subscription: Subscription | None, vetted: _Vetted
     ) -> SessionCreateParams:
         flow_policy = self._policy.flows[flow.name] if flow else None
-        params: SessionCreateParams = {
-            "customer": customer.stripe_customer_id,
-            "return_url": vetted.return_url,
-        }
+        params: SessionCreateParams = {"return_url": vetted.return_url}
+        params[customer.party.parameter] = customer.party.id
         configuration = flow_policy.configuration if flow_policy else self._policy.homepage_configuration
         if configuration:
             params["configuration"] = configuration
@@ -158,6 +159,12 @@ class PortalService:
             params["on_behalf_of"] = self._policy.on_behalf_of
         if vetted.locale != "auto":
             params["locale"] = vetted.locale
+        expiration = self._policy.after_expiration
+        if expiration is not None:
+            after: SessionCreateParamsAfterExpiration = {"type": "customer_login"}
+            if expiration.expires_in_seconds is not None:
+                after["customer_login"] = {"expires_at": int(time.time()) + expiration.expires_in_seconds}
+            params["after_expiration"] = after
         if flow is not None and flow_policy is not None:
             params["flow_data"] = flow.flow_data(flow_policy, subscription, vetted.change)
         return params
@@ -173,7 +180,7 @@ class PortalService:
         assert flow.eligibility is not None  # only flows about a subscription come here
         if requested is not None:
             found = self._stripe.subscription(requested)
-            if found is None or found.customer != customer.stripe_customer_id:
+            if found is None or not found.belongs_to(customer.party):
                 raise SubscriptionNotFound(
                     "there is no such subscription for this account", param="subscription"
                 )
@@ -182,14 +189,15 @@ class PortalService:
                     f"the subscription cannot go through {flow.name} in its current state"
                 )
             return found
-        subscriptions = self._stripe.subscriptions_of(customer.stripe_customer_id)
+        subscriptions = self._stripe.subscriptions_of(customer.party)
         candidates = [s for s in subscriptions if flow.eligibility.suits(s)]
         if not candidates:
             raise NoSubscription(f"there is no subscription that {flow.name} applies to")
         if len(candidates) > 1:
             names = self._stripe.product_names({item.product for s in candidates for item in s.items})
             listing = [
-                {"id": s.id, "products": [names[item.product] for item in s.items]} for s in candidates
+                {"id": s.id, "products": [names.get(item.product, item.product) for item in s.items]}
+                for s in candidates
             ]
             raise SubscriptionAmbiguous(
                 "several subscriptions match; send the one you mean as subscription",
@@ -213,10 +221,10 @@ class PortalService:
                     extra={"stale_customer": row.stripe_customer_id, "stale_livemode": row.livemode},
                 )
                 metrics.add_metric(name="StaleCustomersReplaced", unit=MetricUnit.Count, value=1)
-                row = self._customers.reserve(subject.key, replacing=row)
+                row = self._customers.reserve(subject.key, user.user_id, user.email, replacing=row)
             elif row is None:
                 self._refuse_unless_creating()
-                row = self._customers.reserve(subject.key)
+                row = self._customers.reserve(subject.key, user.user_id, user.email)
             else:
                 created = self._recover_or_create(subject, user, row)
                 row = self._customers.complete(row, created.id, created.livemode)
@@ -241,12 +249,16 @@ class PortalService:
                 )
                 metrics.add_metric(name="CustomersRecovered", unit=MetricUnit.Count, value=1)
                 return found
+        # The reservation's maker, not this click's user: an organization's racing admins send one request
+        # (a reservation from before makers were kept is this click's).
+        maker = replace(subject, acting_user_id=reservation.reserved_by or user.user_id)
+        email = reservation.reserved_by_email if reservation.reserved_by else user.email
         params: CustomerCreateParams = {
-            "metadata": {**subject.metadata(), CREATION_KEY_FIELD: reservation.creation_key}
+            "metadata": {**maker.metadata(), CREATION_KEY_FIELD: reservation.creation_key}
         }
-        if user.email:
-            params["email"] = user.email
-        if user.name:
+        if email:
+            params["email"] = email
+        if subject.is_the_user and user.name:
             params["name"] = user.name
         # Every request holding this reservation sends the same key, so Stripe makes one customer for all.
         return self._stripe.create_customer(params, idempotency_key=customer_idempotency_key(reservation))

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum, StrEnum
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 from portal_links.errors import ConfigurationError
@@ -46,6 +46,20 @@ class TokenUse(StrEnum):
 
 
 @dataclass(frozen=True)
+class OrganizationSettings:
+    """Organization mode: the organization pays, and only members with a billing role may open its portal.
+
+    Each claim is a top-level claim named exactly so (Auth0's `https://…/roles`, Cognito's
+    `cognito:groups`) or, when there is none, a path into nested objects (Clerk's `o.id`, Keycloak's
+    `realm_access.roles`).
+    """
+
+    org_claim: str
+    role_claim: str
+    billing_roles: frozenset[str]
+
+
+@dataclass(frozen=True)
 class AuthSettings:
     """Whose tokens are accepted: one issuer, compared exactly, and who they must be for.
 
@@ -62,10 +76,10 @@ class AuthSettings:
     hs256_secret_arn: str | None
     cookie_name: str
     leeway_seconds: int
+    organizations: OrganizationSettings | None = None  # None: each user pays for themselves
 
 
-@dataclass(frozen=True)
-class StripeSettings:
+class StripeSettings(NamedTuple):
     api_key: str | None
     secret_arn: str | None
     api_base: str | None
@@ -75,8 +89,7 @@ class StripeSettings:
     key_max_age_seconds: int
 
 
-@dataclass(frozen=True)
-class WebhookSettings:
+class WebhookSettings(NamedTuple):
     customers_table: str
     livemode: bool  # the mode of the deployment's Stripe key: events of the other mode are ignored
     signing_secret: str | None  # local use only
@@ -84,8 +97,7 @@ class WebhookSettings:
     secret_max_age_seconds: int
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     customers_table: str
     auth: AuthSettings
     stripe: StripeSettings
@@ -214,7 +226,33 @@ def _auth_settings(env: _Env, allow_insecure_localhost: bool) -> AuthSettings:
         hs256_secret_arn=hs256_secret_arn,
         cookie_name=cookie_name,
         leeway_seconds=env.integer("AUTH_LEEWAY_SECONDS", default=30, low=0, high=300),
+        organizations=_organization_settings(env),
     )
+
+
+def _organization_settings(env: _Env) -> OrganizationSettings | None:
+    org_claim, role_claim = env.optional("AUTH_ORG_CLAIM"), env.optional("AUTH_ROLE_CLAIM")
+    roles = frozenset(
+        role.strip() for role in (env.optional("AUTH_BILLING_ROLES") or "").split(",") if role.strip()
+    )
+    if org_claim is None:
+        for name, value in (("AUTH_ROLE_CLAIM", role_claim), ("AUTH_BILLING_ROLES", roles)):
+            if value:
+                raise ConfigurationError(name, "applies to organization mode only: set AUTH_ORG_CLAIM too")
+        return None
+    if role_claim is None:
+        raise ConfigurationError(
+            "AUTH_ROLE_CLAIM", "organization mode needs the claim that carries the member's role(s)"
+        )
+    if not roles:
+        raise ConfigurationError(
+            "AUTH_BILLING_ROLES",
+            "organization mode needs the roles that may open the billing portal, e.g. admin",
+        )
+    for name, claim in (("AUTH_ORG_CLAIM", org_claim), ("AUTH_ROLE_CLAIM", role_claim)):
+        if any(not part for part in claim.split(".")) or not claim.isprintable():
+            raise ConfigurationError(name, f"{claim!r} is not a claim name or a dotted path (e.g. o.id)")
+    return OrganizationSettings(org_claim=org_claim, role_claim=role_claim, billing_roles=roles)
 
 
 def _stripe_settings(env: _Env, allow_insecure_localhost: bool) -> StripeSettings:

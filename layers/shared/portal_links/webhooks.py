@@ -10,50 +10,39 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from portal_links.customers import BillingSubject, CustomerLink, CustomerTable, Reservation, new_link
 from portal_links.errors import EventMalformed
-from portal_links.stripe_gateway import CREATION_KEY_FIELD, verified_event
+from portal_links.stripe_gateway import CREATION_KEY_FIELD, secrets_in, verified_event
 
 logger = Logger(child=True)
 metrics = Metrics()
 
 CUSTOMER_ID = re.compile(r"cus_[A-Za-z0-9]{1,250}")
+PARTY_ID = re.compile(r"(cus|acct)_[A-Za-z0-9]{1,250}")  # a customer, or an Accounts v2 account as one
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     """What an event did to the mapping, as the response and the log line say it."""
 
     action: str  # linked, already_linked, pending, conflict, unlinked, not_linked, ignored
     reason: str = ""
 
 
-@dataclass(frozen=True)
-class EventRule:
+class EventRule(NamedTuple):
     summary: str  # for the README's table
     apply: Callable[[CustomerTable, dict[str, Any], bool], Change]
 
 
-def _customer_id(value: Any) -> str:
+def _customer_id(value: Any, pattern: re.Pattern[str] = CUSTOMER_ID) -> str:
     customer = value.get("id") if isinstance(value, dict) else value
-    if not isinstance(customer, str) or not CUSTOMER_ID.fullmatch(customer):
+    if not isinstance(customer, str) or not pattern.fullmatch(customer):
         raise EventMalformed("the event names no customer id")
     return customer
-
-
-def _subject(value: Any) -> BillingSubject | None:
-    # The same rule identity applies to a token's subject: printable, not one of the table's own keys.
-    if not isinstance(value, str) or not value.strip() or not value.isprintable():
-        return None
-    if len(value) > 255 or value.startswith("#"):
-        return None
-    return BillingSubject.user(value)
 
 
 def _metadata(obj: dict[str, Any]) -> dict[str, Any]:
@@ -83,25 +72,27 @@ def _link(table: CustomerTable, subject: BillingSubject, customer: str, livemode
 
 def link_customer(table: CustomerTable, customer: dict[str, Any], livemode: bool) -> Change:
     metadata = _metadata(customer)
-    subject = _subject(metadata.get("app_user_id"))
+    subject = BillingSubject.named_by(metadata)
     if subject is None:
-        return Change("ignored", "no metadata.app_user_id")
+        return Change("ignored", "no usable metadata.app_user_id or metadata.app_org_id")
     return _link(table, subject, _customer_id(customer), livemode, metadata.get(CREATION_KEY_FIELD))
 
 
 def link_checkout(table: CustomerTable, session: dict[str, Any], livemode: bool) -> Change:
-    subject = _subject(session.get("client_reference_id"))
+    subject = BillingSubject.referenced_by(session.get("client_reference_id"))
     if subject is None:
-        return Change("ignored", "no client_reference_id")
-    if session.get("customer") is None:
+        return Change("ignored", "no usable client_reference_id")
+    # A session for an Accounts v2 account names it as customer_account: the account is what gets linked.
+    party = session.get("customer_account") or session.get("customer")
+    if party is None:
         return Change("ignored", "the session made no customer")
-    return _link(table, subject, _customer_id(session.get("customer")), livemode, None)
+    return _link(table, subject, _customer_id(party, PARTY_ID), livemode, None)
 
 
 def unlink_customer(table: CustomerTable, customer: dict[str, Any], _: bool) -> Change:
     customer_id = _customer_id(customer)
     table.bury(customer_id)
-    named = _subject(_metadata(customer).get("app_user_id"))
+    named = BillingSubject.named_by(_metadata(customer))
     keys = set(table.keys_linked_to(customer_id)) | ({named.key} if named else set())
     removed = [key for key in sorted(keys) if table.unlink(key, customer_id)]
     return Change("unlinked") if removed else Change("not_linked")
@@ -110,7 +101,8 @@ def unlink_customer(table: CustomerTable, customer: dict[str, Any], _: bool) -> 
 # The one table from event type to what it does to the mapping.
 WEBHOOK_EVENTS: dict[str, EventRule] = {
     "customer.created": EventRule(
-        "links the customer to the user in `metadata.app_user_id`, if that user has none in this mode",
+        "links the customer to the user in `metadata.app_user_id` or the organization in "
+        "`metadata.app_org_id`, if that subject has none in this mode",
         link_customer,
     ),
     "customer.updated": EventRule("as `customer.created` (metadata added later links then)", link_customer),
@@ -119,22 +111,21 @@ WEBHOOK_EVENTS: dict[str, EventRule] = {
         unlink_customer,
     ),
     "checkout.session.completed": EventRule(
-        "links the session's `customer` to the user in `client_reference_id`, if that user has none",
+        "links the session's `customer_account` (an Accounts v2 account) or else its `customer` to the "
+        "subject in `client_reference_id` (a user id, or `org:<organization id>`), if that subject has none",
         link_checkout,
     ),
 }
 
 
 class WebhookService:
-    def __init__(
-        self, customers: CustomerTable, signing_secrets: Callable[[], list[str]], livemode: bool
-    ) -> None:
+    def __init__(self, customers: CustomerTable, signing_secrets: Callable[[], str], livemode: bool) -> None:
         self._customers = customers
         self._signing_secrets = signing_secrets
         self._livemode = livemode
 
     def handle(self, payload: str, signature: str | None) -> Change:
-        event = verified_event(payload, signature, self._signing_secrets())
+        event = verified_event(payload, signature, secrets_in(self._signing_secrets()))
         kind, livemode, obj = event.get("type"), event.get("livemode"), _object_of(event)
         if not isinstance(kind, str) or not isinstance(livemode, bool):
             raise EventMalformed("the event has no type or livemode")

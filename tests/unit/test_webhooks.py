@@ -438,6 +438,7 @@ class TestAccountsAsCustomers:
         assert response["statusCode"] == 400
         assert rows(aws) == []
 
+
 class TestAPortalClickUnderWay:
     def test_the_customer_the_click_made_replaces_its_reservation(self, webhook, aws):
         # Given a click's reservation whose row write has not completed yet

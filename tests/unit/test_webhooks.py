@@ -253,13 +253,13 @@ OUTCOMES = {
         nothing,
         stripe_event("customer.created", customer("cus_A")),
         "ignored",
-        "no metadata.app_user_id",
+        "no usable metadata.app_user_id or metadata.app_org_id",
     ),
     "metadata not an object": (
         nothing,
         stripe_event("customer.created", {"id": "cus_A", "object": "customer", "metadata": "user-1"}),
         "ignored",
-        "no metadata.app_user_id",
+        "no usable metadata.app_user_id or metadata.app_org_id",
     ),
     "deleted before": (
         lambda webhook, aws: deliver(webhook, stripe_event("customer.deleted", customer("cus_A", "user-1"))),
@@ -271,7 +271,7 @@ OUTCOMES = {
         nothing,
         stripe_event("checkout.session.completed", checkout(None, "cus_B")),
         "ignored",
-        "no client_reference_id",
+        "no usable client_reference_id",
     ),
     "no customer": (
         nothing,
@@ -474,7 +474,7 @@ class TestAPortalClickUnderWay:
 def test_a_deletion_before_the_index_shows_the_link_still_unlinks_the_user_its_metadata_names(webhook, aws):
     # Given a link the customers index does not show yet (it is updated a moment after the table)
     link_customer(aws, "user-1", "cus_A")
-    client = webhook.webhooks()._customers._client
+    client = webhook.webhooks().customers._client
 
     def index_lagging(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
         answered = AWSResponse("https://dynamodb.us-east-1.amazonaws.com/", 200, HTTPHeaders(), None)
@@ -730,7 +730,7 @@ def failing(webhook, operation: str, error: Exception) -> None:
     def fail(**_: Any) -> None:
         raise error
 
-    webhook.webhooks()._customers._client.meta.events.register(f"before-call.dynamodb.{operation}", fail)
+    webhook.webhooks().customers._client.meta.events.register(f"before-call.dynamodb.{operation}", fail)
 
 
 def throttled(operation: str) -> ClientError:

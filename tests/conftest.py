@@ -9,6 +9,8 @@ from types import ModuleType
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 import pytest
 import stripe as stripe_sdk
 from moto import mock_aws
@@ -109,11 +111,28 @@ def boto3_session() -> boto3.Session:
     return _boto3_session()
 
 
+@functools.cache
+def _botocore_loader() -> botocore.loaders.Loader:
+    return botocore.loaders.create_loader()
+
+
+def _aws_session_sharing_the_loader() -> botocore.session.Session:
+    """A new botocore session, as each cold start makes, that reads AWS's service models and endpoint data
+    through one loader: a Lambda container parses them once; each test here is a cold start of its own."""
+    session = botocore.session.Session()
+    session.register_component("data_loader", _botocore_loader())
+    return session
+
+
 @pytest.fixture
 def aws(
-    env: Callable[..., None], customers_table: dict[str, Any], boto3_session: boto3.Session
+    env: Callable[..., None],
+    customers_table: dict[str, Any],
+    boto3_session: boto3.Session,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Any]:
     """In-process moto with the customers table created from template.yaml's definition."""
+    monkeypatch.setattr(botocore.session, "get_session", _aws_session_sharing_the_loader)
     with mock_aws():
         # moto clears boto3's default session while it mocks; every client made meanwhile uses ours.
         boto3.DEFAULT_SESSION = boto3_session

@@ -257,7 +257,8 @@ OUTCOMES = {
     ),
     "metadata not an object": (
         nothing,
-        stripe_event("customer.created", {"id": "cus_A", "object": "customer", "metadata": "user-1"}),
+        # text that contains the field's name is still not an object to read it from
+        stripe_event("customer.created", {"id": "cus_A", "object": "customer", "metadata": "app_user_id=u1"}),
         "ignored",
         "no usable metadata.app_user_id or metadata.app_org_id",
     ),

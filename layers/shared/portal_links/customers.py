@@ -49,7 +49,7 @@ class SubjectKind:
     key_prefix: str  # the table's key is this + the id
     metadata_field: str  # the Stripe customer's metadata that names the subject
     reference_prefix: str  # Checkout's `client_reference_id` is this + the id
-    acting_user_field: str | None = None  # metadata naming the user who made the customer, if kept
+    made_by_field: str | None = None  # metadata naming the user who made the customer, if kept
     # The customer is the person: their name goes on it. An organization's customer gets the e-mail of the
     # admin whose click reserved it, and no name.
     is_the_user: bool = False
@@ -62,7 +62,7 @@ SUBJECT_KINDS: dict[str, SubjectKind] = {
         key_prefix="#org#",
         metadata_field="app_org_id",
         reference_prefix="org:",
-        acting_user_field="app_org_opened_by",
+        made_by_field="app_org_opened_by",
     ),
 }
 # No subject id starts with the table's own "#" or with a Checkout reference prefix, so neither is ambiguous.
@@ -86,25 +86,21 @@ def usable_subject_id(value: object) -> TypeGuard[str]:
 @dataclass(frozen=True)
 class BillingSubject:
     """Who pays: an app user (keyed by the user id, as rows have always been) or, in organization mode,
-    an organization (keyed `#org#<id>`), with the user acting for it."""
+    an organization (keyed `#org#<id>`)."""
 
     kind: str
     id: str
-    acting_user_id: str | None = None  # None when read back from Stripe (webhooks)
 
     @property
     def key(self) -> str:
         return SUBJECT_KINDS[self.kind].key_prefix + self.id
 
-    def metadata(self) -> dict[str, str]:
-        """What the Stripe customer carries so that webhooks can find the subject again."""
+    def metadata(self, made_by: str) -> dict[str, str]:
+        """What the Stripe customer carries so that webhooks can find the subject again, and, for kinds that
+        keep it, the user whose click made it."""
         kind = SUBJECT_KINDS[self.kind]
-        acting = (
-            {kind.acting_user_field: self.acting_user_id}
-            if kind.acting_user_field and self.acting_user_id
-            else {}
-        )
-        return {kind.metadata_field: self.id, **acting}
+        made = {kind.made_by_field: made_by} if kind.made_by_field else {}
+        return {kind.metadata_field: self.id, **made}
 
     @property
     def reference(self) -> str:
@@ -117,11 +113,11 @@ class BillingSubject:
 
     @classmethod
     def user(cls, user_id: str) -> BillingSubject:
-        return cls("user", user_id, user_id)
+        return cls("user", user_id)
 
     @classmethod
-    def organization(cls, org_id: str, acting_user_id: str) -> BillingSubject:
-        return cls("organization", org_id, acting_user_id)
+    def organization(cls, org_id: str) -> BillingSubject:
+        return cls("organization", org_id)
 
     @classmethod
     def named_by(cls, metadata: dict[str, object]) -> BillingSubject | None:

@@ -29,6 +29,8 @@ from typing import Any
 from mutmut.mutation.file_mutation import mutate_file_contents
 from mutmut.stats import status_by_exit_code
 
+from mutation.ordering import KILLERS_FILE
+
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".mutation"
 EQUIVALENTS = ROOT / "mutation" / "equivalents.toml"
@@ -58,7 +60,19 @@ NOT_FOR_MUTATION = (
     "tests/integration/test_sam_local_env.py",
 )
 # What the tests read besides themselves; mutmut copies these next to the mutated source.
-STAGED = ("tests", "local", "functions", "events", "layers", "template.yaml", "samconfig.toml", "README.md")
+STAGED = (
+    "tests",
+    "local",
+    "functions",
+    "events",
+    "layers",
+    "template.yaml",
+    "samconfig.toml",
+    "README.md",
+    "mutation",
+)
+# Beside the staged tests: loads mutation/ordering.py, which runs each mutant's likeliest killers first.
+ROOT_CONFTEST = '"""Written by mutation/run.py."""\n\npytest_plugins = ["mutation.ordering"]\n'
 KILLED = {"killed", "timeout"}  # a mutant that makes a request hang is noticed too
 
 
@@ -123,9 +137,10 @@ def main() -> int:
         flush=True,
     )
     mutmut = [str(Path(sys.executable).with_name("mutmut")), "run", "--max-children", str(args.max_children)]
+    environment = {**os.environ, KILLERS_FILE: str(stage / "killers.txt")}
     with (stage / "mutmut.log").open("w") as log:
         finished = subprocess.run(  # noqa: S603 - mutmut from this virtualenv, arguments of our own
-            [*mutmut, *to_run], cwd=stage, stdout=log, stderr=subprocess.STDOUT, check=False
+            [*mutmut, *to_run], cwd=stage, env=environment, stdout=log, stderr=subprocess.STDOUT, check=False
         )
     if finished.returncode != 0:
         sys.exit(f"mutmut failed ({finished.returncode}); see {stage / 'mutmut.log'}")
@@ -155,6 +170,7 @@ def staged(modules: list[str]) -> Path:
         else:
             shutil.copy2(ROOT / item, WORK / item)
     shutil.copytree(SOURCE, WORK / "src" / PACKAGE, ignore=ignore)
+    (WORK / "conftest.py").write_text(ROOT_CONFTEST)
     (WORK / "pyproject.toml").write_text(staged_pyproject(modules))
     return WORK
 
@@ -168,7 +184,7 @@ def staged_pyproject(modules: list[str]) -> str:
     mutmut_options = {
         "source_paths": ["src"],
         "only_mutate": [f"src/{PACKAGE}/{module}.py" for module in modules],
-        "also_copy": [item for item in STAGED if item != "tests"],
+        "also_copy": [*(item for item in STAGED if item != "tests"), "conftest.py"],
         "pytest_add_cli_args_test_selection": mutation_tests(),
         # Each mutant's session skips the end-of-session garbage collection that looks for unraisable
         # exceptions: a fifth of a second per mutant, and no test here relies on it.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
@@ -14,6 +15,10 @@ import botocore.session
 import pytest
 import stripe as stripe_sdk
 from moto import mock_aws
+
+# Lambda sets a function's environment before it imports the code; Powertools reads these at import (a
+# module's Metrics keeps the namespace it found then), so they are set before any test imports the layer.
+os.environ.update(POWERTOOLS_SERVICE_NAME="portal-links", POWERTOOLS_METRICS_NAMESPACE="PortalLinksTest")
 
 from local import demo
 from local.apigw import LocalContext, http_api_event

@@ -247,7 +247,8 @@ def test_each_failure_is_logged_at_its_level_and_counted(
     assert logged.levelname == level
     # a bug's line carries its traceback for the operator (never the client); a refusal's, its reason
     if status == 500:
-        assert logged.exc_info is not None and isinstance(logged.exc_info[1], KeyError)
+        assert logged.exc_info is not None
+        assert isinstance(logged.exc_info[1], KeyError)
     else:
         assert (logged.exc_info, logged.code) == (None, json.loads(response["body"])["code"])
     if metric is not None:

@@ -200,6 +200,22 @@ class TestDurableCreation:
         [session] = stripe.requests_to("POST", "/v1/billing_portal/sessions")
         assert session.params["customer"] == customer
 
+    def test_a_link_written_before_livemode_was_kept_is_a_test_mode_link(
+        self, handler, identity, stripe, aws
+    ):
+        # Given the first rows' shape: a user id and a customer id, nothing else
+        customer = stripe.add_customer()
+        aws.put_item(
+            TableName=TABLE, Item={"app_user_id": {"S": "user-1"}, "stripe_customer_id": {"S": customer}}
+        )
+
+        response = handler.request(token=identity.token("user-1"), accept="application/json")
+
+        # Then a test-mode deployment uses that customer as it is: no new customer, the row unchanged
+        assert portal_session(response, stripe)["customer"] == customer
+        assert stripe.requests_to("POST", "/v1/customers") == []
+        assert rows(aws) == [{"app_user_id": {"S": "user-1"}, "stripe_customer_id": {"S": customer}}]
+
 
 @pytest.mark.parametrize("subject", ["#deleted#cus_x", "#org#acme"])
 def test_subjects_that_would_collide_with_the_tables_own_keys_are_refused(

@@ -165,7 +165,7 @@ class CustomerLink(NamedTuple):
     key: str
     stripe_customer_id: str  # the attribute's name since the first row; it may hold an acct_… id too
     livemode: bool
-    created_at: str
+    created_at: str = ""  # written for people reading the table; a link read back does not carry it
 
     @property
     def party(self) -> StripeParty:
@@ -342,19 +342,20 @@ def _link_item(link: CustomerLink) -> Item:
 
 
 def _row_from(item: Item) -> Row:
-    if "stripe_customer_id" not in item and "creation_key" in item:
+    """A row names its customer once the reservation is complete; until then it is the reservation (a row with
+    neither is corrupt, and reading it fails)."""
+    if "stripe_customer_id" not in item:
         return Reservation(
             key=item[KEY]["S"],
             creation_key=item["creation_key"]["S"],
-            reserved_at=float(item.get("reserved_at", {}).get("N", "0")),
+            reserved_at=float(item["reserved_at"]["N"]),
             reserved_by=item.get("reserved_by", {}).get("S"),
             reserved_by_email=item.get("reserved_by_email", {}).get("S"),
         )
     return CustomerLink(
         key=item[KEY]["S"],
         stripe_customer_id=item["stripe_customer_id"]["S"],
-        livemode=item.get("livemode", {}).get("BOOL", False),
-        created_at=item.get("created_at", {}).get("S", ""),
+        livemode=item.get("livemode", {}).get("BOOL", False),  # rows from before livemode was kept: test mode
     )
 
 

@@ -228,6 +228,7 @@ def portal_session(response: dict[str, Any], stripe: StripeEmulator) -> dict[str
     assert session["url"].startswith(f"{stripe.url}/p/session/")
     if response["statusCode"] == 303:
         assert response["headers"]["Location"] == session["url"]
+        assert response["body"] == ""
     else:
         assert json.loads(response["body"]) == {"url": session["url"]}
     return session

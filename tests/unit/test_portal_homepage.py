@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -20,6 +22,8 @@ def assert_security_headers(response):
 def test_signed_in_form_post_is_sent_to_a_new_portal_session(handler, identity, stripe, aws):
     # Given a user who has never opened the portal
     token = identity.token("user-1", email="ann@example.com", name="Ann Lee")
+    table_calls = count_dynamodb_calls(handler)
+    clicked = datetime.now(UTC).replace(microsecond=0)
 
     # When they press "Manage subscription"
     response = handler.request(token=token)
@@ -32,6 +36,7 @@ def test_signed_in_form_post_is_sent_to_a_new_portal_session(handler, identity, 
     assert response["headers"]["Location"] == session["url"]
     [customer_call] = stripe.requests_to("POST", "/v1/customers")
     creation_key = customer_call.params["metadata"]["portal_links_creation_key"]
+    assert re.fullmatch("[0-9a-f]{32}", creation_key)  # 128 random bits
     assert customer_call.params == {
         "email": "ann@example.com",
         "name": "Ann Lee",
@@ -46,7 +51,22 @@ def test_signed_in_form_post_is_sent_to_a_new_portal_session(handler, identity, 
     assert row["app_user_id"] == {"S": "user-1"}
     assert row["stripe_customer_id"] == {"S": customer_id}
     assert row["livemode"] == {"BOOL": False}
-    assert "created_at" in row
+    # when the link was made, in UTC, to the second
+    made = datetime.fromisoformat(row["created_at"]["S"])
+    assert made.utcoffset() == timedelta(0)
+    assert clicked <= made <= datetime.now(UTC)
+    # and no more table round trips than a first click needs: read, reserve, complete
+    assert table_calls == ["GetItem", "PutItem", "PutItem"]
+
+
+def count_dynamodb_calls(handler) -> list[str]:
+    """The DynamoDB operations the function calls from now on, in order, as they leave its client."""
+    calls: list[str] = []
+    client = handler.module.portal()[0]._customers._client
+    client.meta.events.register(
+        "before-call.dynamodb", lambda model, **_: calls.append(model.name), unique_id="count-dynamodb-calls"
+    )
+    return calls
 
 
 def test_fetch_caller_asking_for_json_gets_the_url(handler, identity, stripe):

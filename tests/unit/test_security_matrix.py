@@ -52,6 +52,16 @@ def tampered_claims(identity: IdentityProvider) -> str:
     return f"{head}.{b64(json.dumps(claims_for(identity, sub='admin')).encode())}.{signature}"
 
 
+def without_claim(name: str):
+    """A token the issuer signed properly, but without the claim `name`."""
+
+    def token(idp):
+        claims = {key: value for key, value in claims_for(idp).items() if key != name}
+        return jwt.encode(claims, idp.rsa_key, algorithm="RS256", headers={"kid": idp.rsa_kid})
+
+    return token
+
+
 MALFORMED = "the token is malformed"
 NOT_ACCEPTED = "the token's algorithm is not accepted"
 BAD_SIGNATURE = "the token's signature is invalid"
@@ -96,15 +106,7 @@ TOKENS = {
         lambda idp: unsigned({"alg": "RS256", "kid": 5}, claims_for(idp), b"sig"),
         MALFORMED,
     ),
-    "missing sub": (
-        lambda idp: jwt.encode(
-            {k: v for k, v in claims_for(idp).items() if k != "sub"},
-            idp.rsa_key,
-            algorithm="RS256",
-            headers={"kid": idp.rsa_kid},
-        ),
-        "the token lacks a required claim",
-    ),
+    "missing sub": (without_claim("sub"), "the token lacks a required claim"),
     "bad signature": (signed_by_stranger, BAD_SIGNATURE),
     "tampered claims": (tampered_claims, BAD_SIGNATURE),
     "RS384 not allowed": (
@@ -115,15 +117,7 @@ TOKENS = {
         lambda idp: jwt.encode(claims_for(idp), idp.ec_key, algorithm="ES256", headers={"kid": idp.rsa_kid}),
         "the token's algorithm does not match its key",
     ),
-    "missing exp": (
-        lambda idp: jwt.encode(
-            {k: v for k, v in claims_for(idp).items() if k != "exp"},
-            idp.rsa_key,
-            algorithm="RS256",
-            headers={"kid": idp.rsa_kid},
-        ),
-        "the token lacks a required claim",
-    ),
+    "missing exp": (without_claim("exp"), "the token lacks a required claim"),
     "empty subject": (lambda idp: idp.token(""), "the token has no usable subject"),
     "oversized": (lambda idp: idp.token("user-1", padding="x" * 9000), "the token is too long"),
 }

@@ -2,7 +2,12 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements-dev.txt layers/shared/requirements.txt | cksum | cut -d' ' -f1)
+# $(call pins,<requirements file>): a checksum of what it installs, so that an edit reinstalls.
+pins = $(shell cat $(1) requirements-test.txt layers/shared/requirements.txt | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(call pins,requirements-dev.txt)
+# mutmut needs a newer click than aws-sam-cli allows: mutation testing has a virtualenv of its own.
+MUTATION_VENV := .venv-mutation
+MUTATION_STAMP := $(MUTATION_VENV)/.installed-$(call pins,requirements-mutation.txt)
 export SAM_CLI_TELEMETRY := 0
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 PYTEST := $(BIN)/python -m pytest
@@ -10,14 +15,22 @@ PORT ?= 3000
 # The layer package and the handler, importable as Lambda sees them (/opt/python and the task root).
 RUN_LOCAL := PYTHONPATH=layers/shared:functions/portal:functions/webhook $(BIN)/python -m
 
-.PHONY: dev test lint types validate build unit property integration layer-check browser-deps browser invoke deploy bench clean
+.PHONY: dev test lint types validate build unit property integration layer-check browser-deps browser invoke deploy bench mutation clean
 
-$(STAMP): requirements-dev.txt layers/shared/requirements.txt
+# $(call venv,<directory>,<requirements file>): the virtualenv there, with exactly those pins installed.
+define venv
 	@$(PYTHON) -c 'import sys; sys.exit("Python >= 3.11 is required") if sys.version_info < (3, 11) else None'
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	rm -f $(VENV)/.installed-* && touch $@
+	test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
+	$(1)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(1)/bin/python -m pip install --quiet --disable-pip-version-check -r $(2)
+	rm -f $(1)/.installed-* && touch $@
+endef
+
+$(STAMP): requirements-dev.txt requirements-test.txt layers/shared/requirements.txt
+	$(call venv,$(VENV),requirements-dev.txt)
+
+$(MUTATION_STAMP): requirements-mutation.txt requirements-test.txt layers/shared/requirements.txt
+	$(call venv,$(MUTATION_VENV),requirements-mutation.txt)
 
 # browser-deps first: a missing browser is reported before minutes of other checks, not after.
 test: browser-deps lint types validate unit property integration layer-check browser  ## every check CI runs
@@ -60,6 +73,9 @@ invoke: $(STAMP)  ## one event through the handler, like `sam local invoke -e`, 
 	@test -n "$(EVENT)" || { echo "usage: make invoke EVENT=events/portal-post.json"; exit 2; }
 	$(RUN_LOCAL) local.invoke $(EVENT)
 
+mutation: $(MUTATION_STAMP)  ## mutmut over the security core (about 25 min; MODULES="identity http" for some)
+	$(MUTATION_VENV)/bin/python -m mutation.run $(MODULES)
+
 deploy: build  ## first time `sam deploy --guided` (answers saved in samconfig.toml), then `sam deploy`
 	$(BIN)/python -m local.deploy
 
@@ -67,4 +83,4 @@ bench: $(STAMP)  ## init, first response, warm overhead, round trips: this proje
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf .aws-sam .bench .mypy_cache .ruff_cache .pytest_cache .hypothesis test-output
+	rm -rf .aws-sam .bench .mutation .mypy_cache .ruff_cache .pytest_cache .hypothesis test-output

@@ -56,8 +56,10 @@ def seed_demo(emulator: StripeEmulator, dynamodb: Any, table: str) -> None:
     )
     emulator.add_subscription(customer, ["price_pro_monthly"])
     link_customer(dynamodb, table, SUBSCRIBER, customer)
-    acme = BillingSubject.organization(ORGANIZATION, ORG_ADMIN)
-    organization = emulator.add_customer(email="billing@acme.example", metadata=acme.metadata())
+    acme = BillingSubject.organization(ORGANIZATION)
+    organization = emulator.add_customer(
+        email="billing@acme.example", metadata=acme.metadata(made_by=ORG_ADMIN)
+    )
     emulator.add_subscription(organization, ["price_pro_monthly"])
     link_customer(dynamodb, table, acme.key, organization)
 

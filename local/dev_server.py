@@ -131,7 +131,7 @@ class DevApp:
     def subject_of(self, user: str) -> BillingSubject:
         """Whose Stripe customer the developer tools act on: the user's, or their organization's."""
         organization = claims_of(user, self.organizations).get("org_id")
-        return BillingSubject.organization(organization, user) if organization else BillingSubject.user(user)
+        return BillingSubject.organization(organization) if organization else BillingSubject.user(user)
 
     def sign_in_page(self, next_url: str | None) -> str:
         return sign_in_page(self.safe_next(next_url), demo_users(self.organizations))

@@ -30,6 +30,7 @@ ISSUED = 1767225600  # 2026-01-01
 class EventSpec:
     description: str
     expected_status: int
+    code: str | None = None  # a refusal's problem code
     method: str = "POST"
     path: str = "/portal"
     user: str | None = "demo-user"
@@ -58,7 +59,7 @@ SPECS: dict[str, EventSpec] = {
         form={"return_to": f"{APP_ORIGIN}/billing"},
     ),
     "error-no-token.json": EventSpec(
-        "No credentials, JSON caller: 401 problem", 401, user=None, accept_json=True
+        "No credentials, JSON caller: 401 problem", 401, "unauthenticated", user=None, accept_json=True
     ),
     "error-no-token-navigation.json": EventSpec(
         "No credentials, browser: 303 to the sign-in page",
@@ -67,11 +68,12 @@ SPECS: dict[str, EventSpec] = {
         headers={"referer": APP_ORIGIN + "/"},
     ),
     "error-expired-token.json": EventSpec(
-        "Expired token: 401", 401, accept_json=True, token_claims={"exp": ISSUED + 60}
+        "Expired token: 401", 401, "unauthenticated", accept_json=True, token_claims={"exp": ISSUED + 60}
     ),
     "error-csrf.json": EventSpec(
         "Cookie POST from a foreign origin: 403",
         403,
+        "csrf_rejected",
         cookie=True,
         accept_json=True,
         headers={"origin": "https://evil.example"},
@@ -79,13 +81,20 @@ SPECS: dict[str, EventSpec] = {
     "error-return-to.json": EventSpec(
         "return_to off the allow-list: 400",
         400,
+        "invalid_parameter",
         accept_json=True,
         form={"return_to": "https://evil.example/"},
     ),
     "error-unknown-parameter.json": EventSpec(
-        "A parameter only the server decides: 400", 400, accept_json=True, form={"customer": "cus_someone"}
+        "A parameter only the server decides: 400",
+        400,
+        "unknown_parameter",
+        accept_json=True,
+        form={"customer": "cus_someone"},
     ),
-    "error-unknown-route.json": EventSpec("No such route: 404", 404, path="/nowhere", accept_json=True),
+    "error-unknown-route.json": EventSpec(
+        "No such route: 404", 404, "not_found", path="/nowhere", accept_json=True
+    ),
     "flow-payment-method-update.json": EventSpec(
         "Update card: 303 to the payment_method_update flow", 303, path="/portal/payment_method_update"
     ),
@@ -112,12 +121,14 @@ SPECS: dict[str, EventSpec] = {
     "error-unknown-flow.json": EventSpec(
         "Unknown flow: 404 listing the enabled flows",
         404,
+        "unknown_flow",
         path="/portal/subscription_destroy",
         accept_json=True,
     ),
     "error-price-not-allowed.json": EventSpec(
         "A price off the allow-list: 400",
         400,
+        "invalid_parameter",
         path="/portal/subscription_update_confirm",
         accept_json=True,
         form={"price": "price_free_forever"},
@@ -125,6 +136,7 @@ SPECS: dict[str, EventSpec] = {
     "error-no-subscription.json": EventSpec(
         "Cancel for a user with no subscription: 409",
         409,
+        "no_subscription",
         path="/portal/subscription_cancel",
         user="new-user",
         accept_json=True,
@@ -132,6 +144,7 @@ SPECS: dict[str, EventSpec] = {
     "webhook-stale-signature.json": EventSpec(
         "A Stripe webhook delivery signed long ago (as any committed one is): 400, nothing written",
         400,
+        "signature_invalid",
         path="/stripe/webhook",
         user=None,
         stripe_event={

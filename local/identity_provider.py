@@ -68,6 +68,7 @@ class IdentityProvider:
         self.url = ""
         self.jwks_fetches = 0
         self.discovery_fetches = 0
+        self.accepts: list[str | None] = []  # the Accept header of each request, as the issuer saw it
         self._server: LocalServer | None = None
 
     def jwks(self) -> dict[str, Any]:
@@ -131,6 +132,7 @@ class IdentityProvider:
         return self.issuer
 
     def _respond(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+        self.accepts.append(headers.get("accept"))
         document = self.document(path) if method == "GET" else None
         payload = json.dumps(document or {"error": "not_found"}).encode()
         return Reply(200 if document is not None else 404, payload, [("Content-Type", "application/json")])

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 import pytest
 import stripe as stripe_sdk
 from moto import mock_aws
+
+# Lambda sets a function's environment before it imports the code; Powertools reads these at import (a
+# module's Metrics keeps the namespace it found then), so they are set before any test imports the layer.
+os.environ.update(POWERTOOLS_SERVICE_NAME="portal-links", POWERTOOLS_METRICS_NAMESPACE="PortalLinksTest")
 
 from local import demo
 from local.apigw import LocalContext, http_api_event
@@ -84,23 +92,52 @@ def env(monkeypatch: pytest.MonkeyPatch, base_env: dict[str, str]) -> Callable[.
     return apply
 
 
+# Made once per process rather than per test session: mutation testing runs a session per mutant, each
+# in a fork of one process that has made them already.
+@functools.cache
+def _customers_table() -> dict[str, Any]:
+    return customers_table_definition(TABLE)
+
+
+@functools.cache
+def _boto3_session() -> boto3.Session:
+    return boto3.Session()
+
+
 @pytest.fixture(scope="session")
 def customers_table() -> dict[str, Any]:
     """`create_table` arguments from template.yaml's definition, read once: parsing YAML is slow."""
-    return customers_table_definition(TABLE)
+    return _customers_table()
 
 
 @pytest.fixture(scope="session")
 def boto3_session() -> boto3.Session:
     """One boto3 session for every test: AWS's service models are parsed once, not for each test."""
-    return boto3.Session()
+    return _boto3_session()
+
+
+@functools.cache
+def _botocore_loader() -> botocore.loaders.Loader:
+    return botocore.loaders.create_loader()
+
+
+def _aws_session_sharing_the_loader() -> botocore.session.Session:
+    """A new botocore session, as each cold start makes, that reads AWS's service models and endpoint data
+    through one loader: a Lambda container parses them once; each test here is a cold start of its own."""
+    session = botocore.session.Session()
+    session.register_component("data_loader", _botocore_loader())
+    return session
 
 
 @pytest.fixture
 def aws(
-    env: Callable[..., None], customers_table: dict[str, Any], boto3_session: boto3.Session
+    env: Callable[..., None],
+    customers_table: dict[str, Any],
+    boto3_session: boto3.Session,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Any]:
     """In-process moto with the customers table created from template.yaml's definition."""
+    monkeypatch.setattr(botocore.session, "get_session", _aws_session_sharing_the_loader)
     with mock_aws():
         # moto clears boto3's default session while it mocks; every client made meanwhile uses ours.
         boto3.DEFAULT_SESSION = boto3_session
@@ -191,6 +228,7 @@ def portal_session(response: dict[str, Any], stripe: StripeEmulator) -> dict[str
     assert session["url"].startswith(f"{stripe.url}/p/session/")
     if response["statusCode"] == 303:
         assert response["headers"]["Location"] == session["url"]
+        assert response["body"] == ""
     else:
         assert json.loads(response["body"]) == {"url": session["url"]}
     return session

@@ -74,6 +74,7 @@ class Transport:
         self.traffic = Traffic()
         self.deliverer = events.Deliverer()
         self._server: LocalServer | None = None
+        self._url: str | None = None
 
     def reset(self) -> None:
         self.deliverer.wait()
@@ -105,7 +106,8 @@ class Transport:
     def serve(self, port: int = 0) -> str:
         # Every method reaches `respond`; one Stripe has no route for gets "Unrecognized request URL".
         self._server = serve_in_background(self.respond, "stripe-emulator", port)
-        return self.url
+        self._url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._url
 
     def shutdown(self) -> None:
         if self._server is not None:
@@ -114,8 +116,10 @@ class Transport:
 
     @property
     def url(self) -> str:
-        assert self._server is not None, "call serve() first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        # Kept after shutdown: a request still in flight then (a test's deliberately slow one) is answered
+        # as it would have been, not with a traceback on stderr.
+        assert self._url is not None, "call serve() first"
+        return self._url
 
     def respond(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Reply:
         parts = urlsplit(raw_path)

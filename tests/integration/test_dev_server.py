@@ -247,11 +247,12 @@ def test_the_allowed_origin_may_read_the_apis_answer(server):
 
 
 def test_a_foreign_origin_gets_no_cors_headers_on_the_apis_answer(server):
-    status, headers, _ = exchange(
+    status, headers, body = exchange(
         server, "POST", "/portal", {"Origin": "https://evil.example", "Accept": "application/json"}
     )
 
     assert status == 401
+    assert json.loads(body)["code"] == "unauthenticated"
     assert cors_headers(headers) == {}
 
 
@@ -261,6 +262,7 @@ def test_a_body_that_is_not_utf8_is_a_400_naming_the_body(server):
     assert b"dev server error" not in body
     assert status == 400
     assert headers["Content-Type"] == "application/problem+json"
+    assert json.loads(body)["code"] == "invalid_parameter"
     assert json.loads(body)["param"] == "body"
 
 

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from local.apigw import http_api_event
 from portal_links.composition import compose_portal
-from tests.conftest import TABLE, link_customer
+from tests.conftest import TABLE, link_customer, portal_session
 
 CONTAINERS = 60
 
@@ -42,7 +42,7 @@ def test_sixty_concurrent_first_clicks_create_one_customer(dynamodb, identity, s
 
     # Then every click got a portal session, all for the one customer that exists
     assert len(urls) == CONTAINERS
-    assert len(set(urls)) == CONTAINERS
+    assert set(urls) == {session["url"] for session in stripe.sessions()}
     [customer] = stripe.customers()
     customer_id = customer["id"]
     assert {s["customer"] for s in stripe.sessions()} == {customer_id}
@@ -66,19 +66,20 @@ def test_a_row_written_meanwhile_by_another_container_wins(dynamodb, identity, s
     threading.Timer(0.2, other_container_writes_its_row).start()
 
     # When the slower container finishes
-    click(identity.token("racer"))
+    url = click(identity.token("racer"))
 
     # Then the stored link is kept and the session is for the winner's customer
     items = dynamodb.scan(TableName=TABLE)["Items"]
     assert [i["stripe_customer_id"]["S"] for i in items] == [winner]
     [session] = stripe.sessions()
-    assert session["customer"] == winner
+    assert (session["url"], session["customer"]) == (url, winner)
 
 
 def test_the_handler_works_against_the_moto_server(dynamodb, handler, identity, stripe):
     response = handler.request(token=identity.token("user-http"))
 
     assert response["statusCode"] == 303
+    portal_session(response, stripe)
     items = dynamodb.scan(TableName=TABLE)["Items"]
     assert [i["app_user_id"]["S"] for i in items] == ["user-http"]
 
@@ -104,7 +105,8 @@ def test_fifty_concurrent_clicks_heal_a_deleted_customer_with_exactly_one_new_on
         urls = list(pool.map(click, containers))
 
     # Then all of them open the portal for one new customer, which the one row now links
-    assert len(set(urls)) == len(containers)
+    assert len(urls) == len(containers)
+    assert set(urls) == {session["url"] for session in stripe.sessions()}
     [customer] = stripe.customers()
     assert customer["id"] != stale
     assert {s["customer"] for s in stripe.sessions()} == {customer["id"]}

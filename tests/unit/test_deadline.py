@@ -51,6 +51,7 @@ def test_several_slow_calls_share_one_deadline(redeploy, handler, identity, stri
 
     # Then the session call only gets what the list left over, and the user hears 503 in time
     assert response["statusCode"] == 503
+    assert problem(response)["code"] == "stripe_unavailable"
     assert elapsed < DEADLINE + SLACK
     assert stripe.sessions() == []
 
@@ -67,6 +68,7 @@ def test_a_lambda_with_little_time_left_uses_that_instead(handler, identity, str
 
     # Then it answers 503 before the runtime would kill it, keeping a margin for the answer
     assert response["statusCode"] == 503
+    assert problem(response)["code"] == "stripe_unavailable"
     assert time.monotonic() - started < 4.0
     # and only the reservation is stored: the next click makes (or finds) the customer under its key
     [row] = rows(aws)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.conftest import APP, link_customer, problem, rows
+from tests.conftest import APP, link_customer, portal_session, problem, rows
 
 CANCEL_MESSAGE = "Your plan ends at the close of this billing period."
 
@@ -96,7 +96,9 @@ def app(handler, configure, shop, identity):
     return request
 
 
-def session_params(stripe):
+def session_params(response, stripe):
+    """What the portal session the user was sent to was created with."""
+    portal_session(response, stripe)
     [call] = stripe.requests_to("POST", "/v1/billing_portal/sessions")
     assert call.status == 200
     return call.params
@@ -112,7 +114,7 @@ class TestFlowData:
         response = app(None)
 
         assert response["statusCode"] == 303
-        assert session_params(stripe) == {
+        assert session_params(response, stripe) == {
             "customer": shop.customer,
             "return_url": f"{APP}/account",
             "configuration": "bpc_home",
@@ -125,7 +127,7 @@ class TestFlowData:
         assert response["statusCode"] == 303
         [session] = stripe.sessions()
         assert response["headers"]["Location"] == session["url"]
-        assert session_params(stripe) == {
+        assert session_params(response, stripe) == {
             "customer": shop.customer,
             "return_url": f"{APP}/account",
             "configuration": "bpc_cards",
@@ -143,7 +145,7 @@ class TestFlowData:
         response = app("subscription_cancel", form={"subscription": shop.subscription})
 
         assert response["statusCode"] == 303
-        assert session_params(stripe)["flow_data"] == {
+        assert session_params(response, stripe)["flow_data"] == {
             "type": "subscription_cancel",
             "after_completion": {
                 "type": "hosted_confirmation",
@@ -156,9 +158,9 @@ class TestFlowData:
         }
 
     def test_subscription_update(self, app, stripe, shop):
-        app("subscription_update", form={"subscription": shop.subscription})
+        response = app("subscription_update", form={"subscription": shop.subscription})
 
-        assert session_params(stripe)["flow_data"] == {
+        assert session_params(response, stripe)["flow_data"] == {
             "type": "subscription_update",
             "after_completion": {"type": "portal_homepage"},
             "subscription_update": {"subscription": shop.subscription},
@@ -168,7 +170,7 @@ class TestFlowData:
         response = app("subscription_update_confirm", form={"price": shop.annual})
 
         assert response["statusCode"] == 303
-        assert session_params(stripe)["flow_data"] == {
+        assert session_params(response, stripe)["flow_data"] == {
             "type": "subscription_update_confirm",
             "subscription_update_confirm": {
                 "subscription": shop.subscription,
@@ -178,41 +180,42 @@ class TestFlowData:
         }
 
     def test_update_confirm_with_a_promotion_code_and_quantity(self, app, stripe, shop):
-        app("subscription_update_confirm", json_body={"price": shop.team, "quantity": 5})
+        response = app("subscription_update_confirm", json_body={"price": shop.team, "quantity": 5})
 
-        confirm = session_params(stripe)["flow_data"]["subscription_update_confirm"]
+        confirm = session_params(response, stripe)["flow_data"]["subscription_update_confirm"]
         assert confirm["items"] == {"0": {"id": shop.item, "price": shop.team, "quantity": "5"}}
         assert confirm["discounts"] == {"0": {"promotion_code": "promo_TEAM"}}
 
     def test_update_confirm_quantity_only_keeps_the_price_and_adds_no_discount(self, app, stripe, shop):
-        app("subscription_update_confirm", form={"quantity": "3"})
+        response = app("subscription_update_confirm", form={"quantity": "3"})
 
-        confirm = session_params(stripe)["flow_data"]["subscription_update_confirm"]
+        confirm = session_params(response, stripe)["flow_data"]["subscription_update_confirm"]
         assert confirm == {
             "subscription": shop.subscription,
             "items": {"0": {"id": shop.item, "price": shop.monthly, "quantity": "3"}},
         }
 
     def test_customer_update(self, app, stripe):
-        app("customer_update")
+        response = app("customer_update")
 
-        assert session_params(stripe)["flow_data"] == {"type": "customer_update"}
+        assert session_params(response, stripe)["flow_data"] == {"type": "customer_update"}
 
     def test_subscription_pause(self, app, stripe, shop):
-        app("subscription_pause")
+        response = app("subscription_pause")
 
-        assert session_params(stripe)["flow_data"] == {
+        assert session_params(response, stripe)["flow_data"] == {
             "type": "subscription_pause",
             "subscription_pause": {"subscription": shop.subscription},
         }
 
     def test_the_flow_works_as_a_get_link_and_for_fetch(self, app, stripe):
         link = app("payment_method_update", method="GET")
+        assert link["statusCode"] == 303
+        portal_session(link, stripe)
         fetched = app("payment_method_update", accept="application/json")
 
-        assert link["statusCode"] == 303
         assert fetched["statusCode"] == 200
-        assert json.loads(fetched["body"])["url"].startswith(stripe.url)
+        assert portal_session(fetched, stripe)["flow"]["type"] == "payment_method_update"
 
 
 @pytest.mark.parametrize(
@@ -235,9 +238,9 @@ def test_each_after_completion_type(configure, handler, identity, stripe, shop, 
     document["flows"]["payment_method_update"] = {"after_completion": after_completion}
     configure(document)
 
-    handler.request(path="/portal/payment_method_update", token=identity.token("user-1"))
+    response = handler.request(path="/portal/payment_method_update", token=identity.token("user-1"))
 
-    assert session_params(stripe)["flow_data"] == {
+    assert session_params(response, stripe)["flow_data"] == {
         "type": "payment_method_update",
         "after_completion": expected,
     }
@@ -249,7 +252,7 @@ def test_without_a_policy_file_the_core_flows_use_stripes_defaults(handler, iden
     )
 
     assert response["statusCode"] == 200
-    assert session_params(stripe) == {
+    assert session_params(response, stripe) == {
         "customer": shop.customer,
         "return_url": f"{APP}/account",
         "flow_data": {
@@ -277,32 +280,33 @@ class TestLocale:
         ],
     )
     def test_locale_comes_from_accept_language(self, app, stripe, accept_language, locale):
-        app(None, headers={"accept-language": accept_language})
+        response = app(None, headers={"accept-language": accept_language})
 
-        assert session_params(stripe).get("locale") == locale
+        assert session_params(response, stripe).get("locale") == locale
 
     def test_explicit_locale_wins(self, app, stripe):
-        app("payment_method_update", form={"locale": "ja"}, headers={"accept-language": "de"})
+        response = app("payment_method_update", form={"locale": "ja"}, headers={"accept-language": "de"})
 
-        assert session_params(stripe)["locale"] == "ja"
+        assert session_params(response, stripe)["locale"] == "ja"
 
     def test_explicit_locale_is_normalised(self, app, stripe):
-        app(None, form={"locale": "PT-br"})
+        response = app(None, form={"locale": "PT-br"})
 
-        assert session_params(stripe)["locale"] == "pt-BR"
+        assert session_params(response, stripe)["locale"] == "pt-BR"
 
     def test_policy_default_locale(self, configure, handler, identity, stripe, shop):
         configure({**policy_document(shop), "default_locale": "fr"})
 
-        handler.request(token=identity.token("user-1"))
+        response = handler.request(token=identity.token("user-1"))
 
-        assert session_params(stripe)["locale"] == "fr"
+        assert session_params(response, stripe)["locale"] == "fr"
 
     @pytest.mark.parametrize("locale", ["klingon", "en_US", "zz", "en-US", ""])
     def test_unknown_explicit_locale_is_refused(self, app, stripe, locale):
         response = app(None, form={"locale": locale}, accept="application/json")
 
         assert response["statusCode"] == 400
+        assert problem(response)["code"] == "invalid_parameter"
         assert problem(response)["param"] == "locale"
         assert_no_session(stripe)
 
@@ -311,9 +315,12 @@ class TestSubscriptionChoice:
     def test_the_single_eligible_subscription_is_used(self, app, stripe, stripe_api, shop):
         stripe_api.v1.subscriptions.cancel(stripe.add_subscription(shop.customer, [shop.team]))
 
-        app("subscription_cancel")
+        response = app("subscription_cancel")
 
-        assert session_params(stripe)["flow_data"]["subscription_cancel"]["subscription"] == shop.subscription
+        assert (
+            session_params(response, stripe)["flow_data"]["subscription_cancel"]["subscription"]
+            == shop.subscription
+        )
 
     def test_several_eligible_subscriptions_are_ambiguous_and_listed(self, app, stripe, shop):
         second = stripe.add_subscription(shop.customer, [shop.team])
@@ -335,9 +342,9 @@ class TestSubscriptionChoice:
     def test_naming_one_of_several_resolves_it(self, app, stripe, shop):
         second = stripe.add_subscription(shop.customer, [shop.team])
 
-        app("subscription_update", form={"subscription": second})
+        response = app("subscription_update", form={"subscription": second})
 
-        assert session_params(stripe)["flow_data"]["subscription_update"]["subscription"] == second
+        assert session_params(response, stripe)["flow_data"]["subscription_update"]["subscription"] == second
 
     def test_no_eligible_subscription_is_409(self, app, stripe, stripe_api, shop):
         stripe_api.v1.subscriptions.cancel(shop.subscription)
@@ -363,7 +370,9 @@ class TestSubscriptionChoice:
         response = app("payment_method_update", token=identity.token("newcomer"))
 
         assert response["statusCode"] == 303
+        session = portal_session(response, stripe)
         assert len(stripe.customers()) == 2
+        assert session["customer"] == stripe.customers()[-1]["id"]
 
 
 class TestTampering:
@@ -426,6 +435,7 @@ class TestTampering:
 
         assert response["statusCode"] == 409
         assert problem(response)["code"] == "subscription_not_updatable"
+        assert problem(response)["detail"] == "only single-item subscriptions can be changed this way"
         assert_no_session(stripe)
 
     @pytest.mark.parametrize("price", ["price_not_allowed", "legacy", "price_1<script>"])
@@ -435,7 +445,9 @@ class TestTampering:
         response = app("subscription_update_confirm", form={"price": price}, accept="application/json")
 
         assert response["statusCode"] == 400
+        assert problem(response)["code"] == "invalid_parameter"
         assert problem(response)["param"] == "price"
+        assert problem(response)["detail"] == "price is not one of the plans you can switch to"
         assert_no_session(stripe)
 
     def test_the_current_price_must_be_allow_listed_for_a_quantity_change(
@@ -453,6 +465,8 @@ class TestTampering:
         )
 
         assert response["statusCode"] == 400
+        assert problem(response)["code"] == "invalid_parameter"
+        assert problem(response)["detail"] == "name the plan to switch to"
         assert problem(response)["param"] == "price"
         assert_no_session(stripe)
 
@@ -472,6 +486,7 @@ class TestTampering:
         response = app("subscription_update_confirm", json_body={"quantity": 2.5}, accept="application/json")
 
         assert response["statusCode"] == 400
+        assert problem(response)["code"] == "invalid_parameter"
         assert problem(response)["param"] == "quantity"
         assert_no_session(stripe)
 
@@ -484,6 +499,7 @@ class TestTampering:
 
         assert response["statusCode"] == 422
         assert problem(response)["code"] == "subscription_unchanged"
+        assert problem(response)["detail"] == "the subscription already has this plan and quantity"
         assert_no_session(stripe)
 
     @pytest.mark.parametrize(
@@ -516,6 +532,7 @@ class TestTampering:
         response = app("subscription_cancel", form={"subscription": subscription}, accept="application/json")
 
         assert response["statusCode"] == 400
+        assert problem(response)["code"] == "invalid_parameter"
         assert problem(response)["param"] == "subscription"
         assert_no_session(stripe)
 
@@ -525,13 +542,14 @@ class TestTampering:
         )
 
         assert response["statusCode"] == 400
+        assert problem(response)["code"] == "invalid_parameter"
         assert problem(response)["param"] == "return_to"
         assert_no_session(stripe)
 
     def test_an_allowed_return_to_sets_only_the_top_level_return_url(self, app, stripe):
-        app("payment_method_update", form={"return_to": f"{APP}/settings"})
+        response = app("payment_method_update", form={"return_to": f"{APP}/settings"})
 
-        params = session_params(stripe)
+        params = session_params(response, stripe)
         assert params["return_url"] == f"{APP}/settings"
         assert (
             params["flow_data"]["after_completion"]["redirect"]["return_url"] == f"{APP}/billing?card=updated"
@@ -565,6 +583,7 @@ class TestFlowAvailability:
         )
 
         assert response["statusCode"] == 404
+        assert problem(response)["code"] == "unknown_flow"
         assert "subscription_cancel" not in problem(response)["enabled_flows"]
         assert_no_session(stripe)
 

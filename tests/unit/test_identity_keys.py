@@ -100,7 +100,8 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
 def issuer(certificates: Certificates, redeploy, aws) -> Iterator[IdentityProvider]:
     """An issuer as production has one: https, keys found through discovery, its CA trusted by the system
     (SSL_CERT_FILE is where OpenSSL, and so urllib, looks for the trusted CAs)."""
-    with IdentityProvider().serving(tls=certificates.server) as served:
+    # A path ending in X: the discovery document's URL is built from it character for character.
+    with IdentityProvider(issuer_path="/tenantX").serving(tls=certificates.server) as served:
         redeploy(AUTH_ISSUER=served.issuer, AUTH_AUDIENCE=served.audience, SSL_CERT_FILE=str(certificates.ca))
         yield served
 
@@ -137,6 +138,7 @@ class TestDiscoveryOverHttps:
 
         portal_session(response, stripe)
         assert (issuer.discovery_fetches, issuer.jwks_fetches) == (1, 1)
+        assert issuer.accepts == ["application/json", "application/json"]
         assert [row["app_user_id"]["S"] for row in rows(aws)] == ["user-1"]
 
     def test_an_issuer_whose_certificate_is_not_trusted_is_503(
@@ -146,7 +148,9 @@ class TestDiscoveryOverHttps:
 
         response = handler.request(token=issuer.token("user-1"), accept="application/json")
 
-        assert_refused(response, 503, "identity_provider_unavailable")
+        body = assert_refused(response, 503, "identity_provider_unavailable")
+        discovery = f"{issuer.issuer}/.well-known/openid-configuration"
+        assert body["detail"] == f"could not fetch {discovery}: URLError"
         assert issuer.discovery_fetches == 0
         assert stripe.requests() == []
         assert rows(aws) == []
@@ -187,6 +191,7 @@ class TestBadJwksUri:
         [logged] = [r for r in caplog.records if r.levelname == "ERROR" and "jwks_uri" in r.getMessage()]
         assert logged.getMessage() == "the issuer's discovery document names no https jwks_uri"
         assert logged.jwks_uri == repr(None if jwks_uri is ... else jwks_uri)
+        assert logged.discovery == f"{issuer.issuer}/.well-known/openid-configuration"
         assert stripe.requests() == []
         assert rows(aws) == []
 
@@ -241,7 +246,7 @@ class TestKeyCache:
         )
         assert issuer.jwks_fetches == 2
         portal_session(handler.request(token=issuer.token("user-1"), accept="application/json"), stripe)
-        assert issuer.jwks_fetches == 2
+        assert (issuer.discovery_fetches, issuer.jwks_fetches) == (1, 2)  # where the keys are is kept
 
 
 class TestJwksEndpoint:
@@ -261,7 +266,9 @@ class TestJwksEndpoint:
             response = handler.request(token=identity.token("user-1"), accept="application/json")
 
             assert time.monotonic() - started < 5
-        assert_refused(response, 503, "identity_provider_unavailable")
+        assert assert_refused(response, 503, "identity_provider_unavailable")["detail"] == (
+            f"could not fetch {url}: TimeoutError"
+        )
         assert stripe.requests() == []
         assert rows(aws) == []
 
@@ -279,3 +286,47 @@ class TestJwksEndpoint:
         else:
             assert_refused(response, 503, "identity_provider_unavailable")
             assert stripe.requests() == []
+
+
+class TestIssuerSetting:
+    """Issuers are compared exactly; when only a trailing slash differs, the log names the fix."""
+
+    @pytest.fixture(
+        params=[("/tenantX", "/tenantX/"), ("/tenantX/", "/tenantX")], ids=["slash added", "removed"]
+    )
+    def off_by_a_slash(self, request, redeploy, aws) -> Iterator[IdentityProvider]:
+        configured, issued = request.param
+        with IdentityProvider(issuer_path=issued).serving() as served:
+            redeploy(
+                AUTH_ISSUER=served.url + configured,
+                AUTH_AUDIENCE=served.audience,
+                AUTH_JWKS_URL=served.url + served.jwks_path,
+            )
+            yield served
+
+    def test_a_token_whose_iss_differs_by_a_slash_is_refused_and_the_log_says_what_to_set(
+        self, off_by_a_slash, handler, stripe, caplog
+    ):
+        response = handler.request(token=off_by_a_slash.token("user-1"), accept="application/json")
+
+        assert (
+            assert_refused(response, 401, "unauthenticated")["detail"] == "the token is from another issuer"
+        )
+        [logged] = [record for record in caplog.records if hasattr(record, "fix")]
+        assert logged.getMessage() == (
+            "AUTH_ISSUER differs from the tokens' iss by a trailing slash; issuers are compared exactly"
+        )
+        assert logged.fix == f"set AUTH_ISSUER to exactly {off_by_a_slash.issuer!r}"
+        assert logged.configured != off_by_a_slash.issuer
+        assert logged.configured.rstrip("/") == off_by_a_slash.issuer.rstrip("/")
+        assert stripe.requests() == []
+
+    def test_a_token_from_another_issuer_gets_no_such_hint(self, off_by_a_slash, handler, caplog):
+        token = off_by_a_slash.token("user-1", iss="https://attacker.example/tenantX/")
+
+        response = handler.request(token=token, accept="application/json")
+
+        assert (
+            assert_refused(response, 401, "unauthenticated")["detail"] == "the token is from another issuer"
+        )
+        assert not [record for record in caplog.records if hasattr(record, "fix")]

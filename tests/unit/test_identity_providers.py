@@ -29,8 +29,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from local.identity_provider import IdentityProvider
+from local.server import Reply, serve_in_background
 from local.template import load_template
-from tests.conftest import APP, problem, rows
+from tests.conftest import APP, portal_session, problem, rows
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
@@ -682,8 +683,8 @@ def test_the_token_in_a_cookie_reaches_the_portal_from_a_form_post(configured, h
     response = handler.request(headers={"cookie": f"{cookie}={configured.token()}", "origin": APP})
 
     assert response["statusCode"] == 303
-    [session] = stripe.sessions()
-    assert response["headers"]["Location"] == session["url"]
+    portal_session(response, stripe)
+    assert len(stripe.sessions()) == 1
 
 
 NEAR_MISSES = [
@@ -786,8 +787,14 @@ def test_the_issuer_setting_off_by_a_slash_is_refused_and_the_log_names_the_fix(
     )
     assert stripe.requests() == []
     # and the log line says exactly what to set
-    fixes = [getattr(record, "fix", None) for record in caplog.records]
-    assert f"set AUTH_ISSUER to exactly {served.identity.issuer!r}" in fixes
+    [logged] = [record for record in caplog.records if hasattr(record, "fix")]
+    assert logged.fix == f"set AUTH_ISSUER to exactly {served.identity.issuer!r}"
+    assert logged.configured == slash_variant(served.identity.issuer)
+    assert logged.getMessage() == (
+        "AUTH_ISSUER differs from the issuer its discovery document names, which its tokens carry"
+        if discovered
+        else "AUTH_ISSUER differs from the tokens' iss by a trailing slash; issuers are compared exactly"
+    )
 
 
 class TestSharedSecretMode:
@@ -800,14 +807,15 @@ class TestSharedSecretMode:
             deploy(served, redeploy)
             yield served
 
-    def test_no_discovery_or_jwks_is_fetched(self, legacy, handler):
+    def test_no_discovery_or_jwks_is_fetched(self, legacy, handler, stripe):
         response = handler.request(token=legacy.token(), accept="application/json")
 
         assert response["statusCode"] == 200
+        portal_session(response, stripe)
         assert (legacy.identity.discovery_fetches, legacy.identity.jwks_fetches) == (0, 0)
 
-    def test_the_secret_is_read_once_and_cached(self, legacy, handler):
-        handler.request(token=legacy.token(), accept="application/json")
+    def test_the_secret_is_read_once_and_cached(self, legacy, handler, stripe):
+        portal_session(handler.request(token=legacy.token(), accept="application/json"), stripe)
         client = boto3.client("secretsmanager", region_name="us-east-1")
         client.put_secret_value(
             SecretId="jwt-secret", SecretString="a-rotated-secret-that-is-40-characters!!"
@@ -816,6 +824,25 @@ class TestSharedSecretMode:
         response = handler.request(token=legacy.token(), accept="application/json")
 
         assert response["statusCode"] == 200
+        portal_session(response, stripe)
+
+    def test_the_secret_is_kept_five_minutes_not_the_parameters_default(
+        self, legacy, env, handler, stripe, monkeypatch
+    ):
+        # Given Powertools' own default cache age set to one second (POWERTOOLS_PARAMETERS_MAX_AGE)
+        monkeypatch.setenv("POWERTOOLS_PARAMETERS_MAX_AGE", "1")
+        portal_session(handler.request(token=legacy.token(), accept="application/json"), stripe)
+        old_token = legacy.token()
+        boto3.client("secretsmanager", region_name="us-east-1").put_secret_value(
+            SecretId="jwt-secret", SecretString="a-rotated-secret-that-is-40-characters!!"
+        )
+
+        # When more than that second has passed
+        time.sleep(1.5)
+        response = handler.request(token=old_token, accept="application/json")
+
+        # Then the secret read first still verifies: it is kept for its own five minutes
+        portal_session(response, stripe)
 
     @pytest.mark.parametrize("value", ["too-short-for-hs256", "   "])
     def test_an_unusable_secret_is_503_and_nothing_is_created(self, legacy, handler, stripe, aws, value):
@@ -830,13 +857,79 @@ class TestSharedSecretMode:
         assert stripe.requests() == []
         assert rows(aws) == []
 
-    def test_a_missing_secret_is_503_not_500(self, legacy, redeploy, handler, stripe):
+    def test_a_missing_secret_is_503_not_500(self, legacy, redeploy, handler, stripe, caplog):
         redeploy(AUTH_HS256_SECRET_ARN="arn:aws:secretsmanager:us-east-1:123456789012:secret:nowhere-AbCdEf")
 
         response = handler.request(token=legacy.token(), accept="application/json")
 
         assert response["statusCode"] == 503
         assert problem(response)["code"] == "identity_provider_unavailable"
+        assert problem(response)["detail"] == "the identity provider is unavailable; try again shortly"
+        assert stripe.requests() == []
+        [logged] = [record for record in caplog.records if record.levelname == "ERROR"]
+        assert logged.getMessage() == "AUTH_HS256_SECRET_ARN could not be read from Secrets Manager"
+        assert "ResourceNotFoundException" in logged.reason
+
+    # The token for the short secret is made on purpose; PyJWT warns its maker, as it should.
+    @pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+    @pytest.mark.parametrize(("length", "accepted"), [(32, True), (31, False)])
+    def test_a_secret_of_32_bytes_is_long_enough_and_31_is_not(
+        self, legacy, handler, stripe, aws, caplog, length, accepted
+    ):
+        legacy.identity.hs256_secret = "s" * length
+        boto3.client("secretsmanager", region_name="us-east-1").put_secret_value(
+            SecretId="jwt-secret", SecretString=legacy.identity.hs256_secret
+        )
+
+        response = handler.request(token=legacy.token(), accept="application/json")
+
+        if accepted:
+            portal_session(response, stripe)
+            return
+        assert response["statusCode"] == 503
+        assert problem(response)["code"] == "identity_provider_unavailable"
+        assert problem(response)["detail"] == "the identity provider is unavailable; try again shortly"
+        [logged] = [record for record in caplog.records if record.levelname == "ERROR"]
+        assert logged.getMessage() == (
+            "AUTH_HS256_SECRET_ARN: the secret is shorter than 32 bytes; store the JWT secret exactly as "
+            "the identity provider shows it"
+        )
+        assert rows(aws) == []
+
+    def test_a_secrets_manager_that_fails_three_reads_is_503(self, redeploy, handler, stripe, aws):
+        # Given a Secrets Manager that fails twice, then answers after 3.5 s (past the 3 s read timeout),
+        # and would answer at once a fourth time
+        served = ServedProvider(PROVIDERS["Supabase (legacy JWT secret)"])
+        attempts: list[str | None] = []
+
+        def three_failures(method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+            attempts.append(headers.get("x-amz-target"))
+            if len(attempts) <= 2:
+                failure = {"__type": "InternalServiceError", "message": "try again"}
+                return Reply(
+                    500, json.dumps(failure).encode(), [("Content-Type", "application/x-amz-json-1.1")]
+                )
+            if len(attempts) == 3:
+                time.sleep(3.5)
+            secret = {"Name": "jwt-secret", "SecretString": served.identity.hs256_secret, "VersionId": "v1"}
+            return Reply(200, json.dumps(secret).encode(), [("Content-Type", "application/x-amz-json-1.1")])
+
+        server = serve_in_background(three_failures, "secrets-manager")
+        with served.identity.serving():
+            deploy(
+                served,
+                redeploy,
+                AWS_ENDPOINT_URL_SECRETS_MANAGER=f"http://127.0.0.1:{server.server_address[1]}",
+            )
+
+            # When a token arrives
+            response = handler.request(token=served.token(), accept="application/json")
+        server.stop()
+
+        # Then the user hears 503 after the read and its two retries, not a fourth read
+        assert response["statusCode"] == 503
+        assert problem(response)["code"] == "identity_provider_unavailable"
+        assert attempts == ["secretsmanager.GetSecretValue"] * 3
         assert stripe.requests() == []
 
 
@@ -857,36 +950,63 @@ def malformed_entries(identity: IdentityProvider) -> list[Any]:
     ]
 
 
-JWKS_DOCUMENTS: dict[str, tuple[Callable[[IdentityProvider], Any], int]] = {
-    "no keys": (lambda identity: {}, 401),
-    "keys that are not a list": (lambda identity: {"keys": {"kid": identity.rsa_kid}}, 401),
-    "only malformed entries": (lambda identity: {"keys": malformed_entries(identity)}, 401),
+UNKNOWN_KEY = (401, "the token was signed with an unknown key")
+JWKS_DOCUMENTS: dict[str, tuple[Callable[[IdentityProvider], Any], tuple[int, str] | None]] = {
+    "no keys": (lambda identity: {}, UNKNOWN_KEY),
+    "keys that are not a list": (lambda identity: {"keys": {"kid": identity.rsa_kid}}, UNKNOWN_KEY),
+    # One entry has the token's kid and a modulus that decodes to a key too weak for the token's signature.
+    "only malformed entries": (
+        lambda identity: {"keys": malformed_entries(identity)},
+        (401, "the token is invalid"),
+    ),
+    "only malformed entries, none the token's": (
+        lambda identity: {"keys": malformed_entries(identity)[:4]},
+        UNKNOWN_KEY,
+    ),
     "a symmetric key under the token's kid": (
         lambda identity: {
             "keys": [{"kid": identity.rsa_kid, "kty": "oct", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQ"}]
         },
-        401,
+        (401, "the token's algorithm does not match its key"),
     ),
     "malformed entries beside the good key": (
-        lambda identity: {"keys": [*malformed_entries(identity)[:4], identity.jwks()["keys"][0]]},
-        200,
+        lambda identity: {"keys": [*malformed_entries(identity), identity.jwks()["keys"][0]]},
+        None,
     ),
-    "a JSON array": (lambda identity: [identity.jwks()], 503),
+    "a JSON array": (lambda identity: [identity.jwks()], (503, "did not return a JSON object")),
+    # `use` is optional in a JWK: a key without it signs
+    "a key without use": (
+        lambda identity: {"keys": [{k: v for k, v in identity.jwks()["keys"][0].items() if k != "use"}]},
+        None,
+    ),
 }
 
 
 @pytest.mark.parametrize("name", JWKS_DOCUMENTS)
-def test_a_malformed_jwks_refuses_tokens_without_a_500(handler, identity, stripe, monkeypatch, name):
-    document, status = JWKS_DOCUMENTS[name]
+def test_a_malformed_jwks_refuses_tokens_without_a_500(handler, identity, stripe, monkeypatch, caplog, name):
+    document, refusal = JWKS_DOCUMENTS[name]
     served = document(identity)
     monkeypatch.setattr(identity, "jwks", lambda: served)
 
     response = handler.request(token=identity.token("user-1"), accept="application/json")
 
+    if refusal is None:
+        portal_session(response, stripe)
+        return
+    status, detail = refusal
     assert response["statusCode"] == status, response["body"]
-    if status != 200:
-        assert problem(response)["code"] in {"unauthenticated", "identity_provider_unavailable"}
-        assert stripe.requests() == []
+    body = problem(response)
+    assert body["code"] == ("unauthenticated" if status == 401 else "identity_provider_unavailable")
+    assert body["detail"].endswith(detail)
+    assert stripe.requests() == []
+    usable = [r for r in caplog.records if r.getMessage().startswith("the JWKS has no usable signing keys")]
+    assert len(usable) == (1 if detail == UNKNOWN_KEY[1] else 0)
+    for logged in usable:
+        assert (
+            logged.getMessage() == "the JWKS has no usable signing keys; every token is refused until it has"
+        )
+        assert logged.jwks_url == f"{identity.url}/.well-known/jwks.json"
+        assert logged.expected == '{"keys": [{"kid": …, "kty": …}]}'
 
 
 def test_a_key_below_2048_bits_is_refused(handler, identity, stripe, monkeypatch):
@@ -899,4 +1019,6 @@ def test_a_key_below_2048_bits_is_refused(handler, identity, stripe, monkeypatch
     response = handler.request(token=token, accept="application/json")
 
     assert response["statusCode"] == 401
+    assert problem(response)["code"] == "unauthenticated"
+    assert problem(response)["detail"] == "the token is invalid"
     assert stripe.requests() == []

@@ -286,6 +286,24 @@ class TestClaims:
         [create] = stripe.requests_to("POST", "/v1/customers")
         assert create.params.get("email") == (email if kept else None)
 
+    @pytest.mark.parametrize(
+        ("claims", "kept"),
+        [
+            ({"email": "no-at-sign.example.com"}, set()),
+            ({"email": "ann@example.com", "email_verified": False}, set()),
+            ({"email": "ann@example.com", "email_verified": True}, {"email"}),
+            ({"email": "ann@example.com"}, {"email"}),
+            ({"name": "   "}, set()),
+            ({"name": "Ann"}, {"name"}),
+        ],
+    )
+    def test_only_usable_email_and_name_claims_go_to_stripe(self, handler, identity, stripe, claims, kept):
+        response = handler.request(token=identity.token("user-1", **claims), accept="application/json")
+
+        portal_session(response, stripe)
+        [create] = stripe.requests_to("POST", "/v1/customers")
+        assert set(create.params) - {"metadata"} == kept
+
     def test_a_long_name_is_cut_to_256_characters(self, handler, identity, stripe):
         response = handler.request(token=identity.token("user-1", name="n" * 300), accept="application/json")
 

@@ -8,7 +8,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import TABLE, link_customer, problem, rows
+from tests.conftest import APP, TABLE, link_customer, portal_session, problem, rows
 
 DAY = 24 * 3600
 
@@ -38,6 +38,7 @@ class TestStaleLinks:
         # Then a new customer is made and linked, and the portal opens for it
         assert response["statusCode"] == 200
         [new] = stripe.customers()
+        assert portal_session(response, stripe)["customer"] == new["id"]
         assert new["id"] != old
         assert new["metadata"]["app_user_id"] == "user-1"
         assert linked(aws) == {"user-1": new["id"]}
@@ -66,6 +67,7 @@ class TestStaleLinks:
         assert response["statusCode"] == 200
         [new] = stripe.customers()
         assert linked(aws) == {"user-1": new["id"]}
+        assert portal_session(response, stripe)["customer"] == new["id"]
         [session] = stripe.requests_to("POST", "/v1/billing_portal/sessions")
         assert session.params["customer"] == new["id"]
 
@@ -76,8 +78,9 @@ class TestStaleLinks:
         link_customer(aws, "user-1", old)
         stripe_api.v1.customers.delete(old)
 
-        handler.request(token=identity.token("user-1"))
+        response = handler.request(token=identity.token("user-1"))
 
+        portal_session(response, stripe)
         emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
         assert any(line.get("StaleCustomersReplaced") == [1.0] for line in emitted)
         assert any(r.getMessage().startswith("the mapped Stripe customer is stale") for r in caplog.records)
@@ -114,7 +117,7 @@ class TestStaleLinks:
         assert stripe.customers() == []
 
 
-def click_whose_row_write_fails(handler, token: str) -> dict:
+def click_whose_row_write_fails(handler, token: str, accept: str | None = "application/json") -> dict:
     """A click during which DynamoDB refuses the write that completes the reservation (at the client's edge,
     as a throttled or failed PutItem would)."""
     client = handler.module.portal()[0]._customers._client
@@ -125,7 +128,7 @@ def click_whose_row_write_fails(handler, token: str) -> dict:
 
     client.meta.events.register("provide-client-params.dynamodb.PutItem", fail_the_completing_write)
     try:
-        response: dict = handler.request(token=token, accept="application/json")
+        response: dict = handler.request(token=token, accept=accept)
         return response
     finally:
         client.meta.events.unregister("provide-client-params.dynamodb.PutItem", fail_the_completing_write)
@@ -138,6 +141,7 @@ class TestDurableCreation:
         # Given a first click whose customer was made but whose row write then failed
         first = click_whose_row_write_fails(handler, identity.token("user-1"))
         assert first["statusCode"] == 503
+        assert problem(first)["code"] == "store_unavailable"
         [made] = stripe.customers()
         [reservation] = rows(aws)
         assert "stripe_customer_id" not in reservation
@@ -157,6 +161,7 @@ class TestDurableCreation:
 
         # Then the customer made the first time is found by its creation key and linked: one customer
         assert second["statusCode"] == 200
+        assert portal_session(second, stripe)["customer"] == made["id"]
         assert [c["id"] for c in stripe.customers()] == [made["id"]]
         assert linked(aws) == {"user-1": made["id"]}
         [search] = stripe.requests_to("GET", "/v1/customers/search")
@@ -166,12 +171,18 @@ class TestDurableCreation:
         )
 
     def test_within_a_day_the_idempotency_key_alone_finds_the_customer(self, handler, identity, stripe, aws):
-        click_whose_row_write_fails(handler, identity.token("user-1"))
+        first = click_whose_row_write_fails(handler, identity.token("user-1"), accept=None)
+        # a browser goes back to the app, told when to try again
+        assert first["statusCode"] == 303
+        assert first["headers"]["Location"] == f"{APP}/account?portal_error=store_unavailable"
+        assert first["headers"]["Retry-After"] == "5"
+        assert first["body"] == ""
 
         response = handler.request(token=identity.token("user-1"), accept="application/json")
 
         assert response["statusCode"] == 200
         [made] = stripe.customers()
+        assert portal_session(response, stripe)["customer"] == made["id"]
         assert linked(aws) == {"user-1": made["id"]}
         assert stripe.requests_to("GET", "/v1/customers/search") == []
         [_, replay] = stripe.requests_to("POST", "/v1/customers")
@@ -184,9 +195,26 @@ class TestDurableCreation:
         response = handler.request(token=identity.token("user-1"), accept="application/json")
 
         assert response["statusCode"] == 200
+        assert portal_session(response, stripe)["customer"] == customer
         assert stripe.requests_to("POST", "/v1/customers") == []
         [session] = stripe.requests_to("POST", "/v1/billing_portal/sessions")
         assert session.params["customer"] == customer
+
+    def test_a_link_written_before_livemode_was_kept_is_a_test_mode_link(
+        self, handler, identity, stripe, aws
+    ):
+        # Given the first rows' shape: a user id and a customer id, nothing else
+        customer = stripe.add_customer()
+        aws.put_item(
+            TableName=TABLE, Item={"app_user_id": {"S": "user-1"}, "stripe_customer_id": {"S": customer}}
+        )
+
+        response = handler.request(token=identity.token("user-1"), accept="application/json")
+
+        # Then a test-mode deployment uses that customer as it is: no new customer, the row unchanged
+        assert portal_session(response, stripe)["customer"] == customer
+        assert stripe.requests_to("POST", "/v1/customers") == []
+        assert rows(aws) == [{"app_user_id": {"S": "user-1"}, "stripe_customer_id": {"S": customer}}]
 
 
 @pytest.mark.parametrize("subject", ["#deleted#cus_x", "#org#acme"])
@@ -196,4 +224,7 @@ def test_subjects_that_would_collide_with_the_tables_own_keys_are_refused(
     response = handler.request(token=identity.token(subject), accept="application/json")
 
     assert response["statusCode"] == 401
+    assert problem(response)["code"] == "unauthenticated"
+    assert problem(response)["detail"] == "the token has no usable subject"
+    assert stripe.requests() == []
     assert rows(aws) == []

@@ -12,7 +12,7 @@ import pytest
 
 from local.template import load_template
 from portal_links.http import ERRORS
-from tests.conftest import link_customer
+from tests.conftest import TABLE, link_customer, portal_session
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = load_template()
@@ -42,6 +42,7 @@ def test_each_session_is_counted_by_its_flow(handler, identity, stripe, aws, cap
     response = handler.request(path=path, token=identity.token("user-1"))
 
     assert response["statusCode"] == 303
+    portal_session(response, stripe)
     records = emf_records(capsys.readouterr().out)
     [by_flow] = [record for record in records if "flow" in record]
     assert by_flow["flow"] == flow
@@ -200,3 +201,57 @@ def test_every_alarm_notifies_the_alarm_topic_when_one_is_configured():
     for name in alarm_metrics():
         actions = TEMPLATE["Resources"][name]["Properties"]["AlarmActions"]
         assert actions == {"If": ["NotifiesAlarms", [target], {"Ref": "AWS::NoValue"}]}, name
+
+
+def _stripe_fails(handler, identity, stripe, aws):
+    link_customer(aws, "user-1", stripe.add_customer())
+    stripe.inject_fault("POST", "/v1/billing_portal/sessions", 503, times=3)
+    return handler.request(token=identity.token("user-1"), accept="application/json")
+
+
+def _stripe_refuses(handler, identity, stripe, aws):
+    link_customer(aws, "user-1", stripe.add_customer())
+    stripe.inject_fault("POST", "/v1/billing_portal/sessions", 400, error_type="invalid_request_error")
+    return handler.request(token=identity.token("user-1"), accept="application/json")
+
+
+def _no_token(handler, identity, stripe, aws):
+    return handler.request(accept="application/json")
+
+
+def _corrupted_row(handler, identity, stripe, aws):
+    aws.put_item(TableName=TABLE, Item={"app_user_id": {"S": "user-1"}})  # no customer, no reservation
+    return handler.request(token=identity.token("user-1"), accept="application/json")
+
+
+# scenario: (status, the log line, its level, the metric counted or None)
+FAILURES = {
+    "Stripe unavailable": (_stripe_fails, 503, "dependency unavailable", "WARNING", "UpstreamErrors"),
+    "Stripe refuses": (_stripe_refuses, 502, "payment provider refused", "ERROR", None),
+    "no token": (_no_token, 401, "request not authenticated", "INFO", "AuthFailures"),
+    "a bug": (_corrupted_row, 500, "unexpected error", "ERROR", "InternalErrors"),
+}
+
+
+@pytest.mark.parametrize("failure", FAILURES)
+def test_each_failure_is_logged_at_its_level_and_counted(
+    handler, identity, stripe, aws, capsys, caplog, failure
+):
+    given, status, message, level, metric = FAILURES[failure]
+    capsys.readouterr()
+
+    response = given(handler, identity, stripe, aws)
+
+    assert response["statusCode"] == status
+    [logged] = [record for record in caplog.records if record.getMessage() == message]
+    assert logged.levelname == level
+    # a bug's line carries its traceback for the operator (never the client); a refusal's, its reason
+    if status == 500:
+        assert logged.exc_info is not None
+        assert isinstance(logged.exc_info[1], KeyError)
+    else:
+        assert (logged.exc_info, logged.code) == (None, json.loads(response["body"])["code"])
+    if metric is not None:
+        [record] = [record for record in emf_records(capsys.readouterr().out) if metric in record]
+        assert record[metric] == [1.0]
+        assert {"Name": metric, "Unit": "Count"} in record["_aws"]["CloudWatchMetrics"][0]["Metrics"]

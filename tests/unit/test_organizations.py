@@ -7,6 +7,7 @@ Tokens come from the dev issuer with the claims a provider puts in them (Clerk v
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 from local.identity_provider import IdentityProvider
 from local.stripe_emulator import StripeEmulator
 from portal_links.errors import ConfigurationError
-from tests.conftest import APP, Invoker, link_customer, problem, rows
+from tests.conftest import APP, TABLE, Invoker, link_customer, portal_session, problem, rows
 
 ORG_MODE = {"AUTH_ORG_CLAIM": "org_id", "AUTH_ROLE_CLAIM": "org_role", "AUTH_BILLING_ROLES": "org:admin"}
 ADMIN = {"org_id": "acme", "org_role": "org:admin"}
@@ -55,6 +56,36 @@ def test_an_admins_click_opens_the_organizations_portal_keyed_by_the_organizatio
     [session] = stripe.sessions()
     assert session["customer"] == customer["id"]
     assert response["headers"]["Location"] == session["url"]
+
+
+def test_a_click_that_finds_another_admins_reservation_makes_the_customer_as_she_would(
+    organizations, identity, stripe, aws
+):
+    # Given Ada's click reserved Acme's row a moment ago and has not made the customer yet
+    key = "5ca1ab1e" * 4
+    reservation = {
+        "app_user_id": {"S": "#org#acme"},
+        "creation_key": {"S": key},
+        "reserved_at": {"N": str(time.time())},
+        "reserved_by": {"S": "ada"},
+        "reserved_by_email": {"S": "ada@acme.example"},
+    }
+    aws.put_item(TableName=TABLE, Item=reservation)
+
+    # When Bob, another billing admin, clicks
+    response = organizations.request(token=identity.token("bob", email="bob@acme.example", **ADMIN))
+
+    # Then he makes the very customer her click asks for: her e-mail, her as its maker, her key
+    [customer] = stripe.customers()
+    assert portal_session(response, stripe)["customer"] == customer["id"]
+    assert customer["email"] == "ada@acme.example"
+    assert customer["metadata"] == {
+        "app_org_id": "acme",
+        "app_org_opened_by": "ada",
+        "portal_links_creation_key": key,
+    }
+    [made] = stripe.requests_to("POST", "/v1/customers")
+    assert made.idempotency_key == f"portal-links-customer-{key}"
 
 
 def test_every_billing_admin_of_the_organization_opens_the_same_customer(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.conftest import APP, TABLE, link_customer, problem, rows
+from tests.conftest import APP, TABLE, link_customer, portal_session, problem, rows
 
 SECURITY = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
@@ -20,6 +22,8 @@ def assert_security_headers(response):
 def test_signed_in_form_post_is_sent_to_a_new_portal_session(handler, identity, stripe, aws):
     # Given a user who has never opened the portal
     token = identity.token("user-1", email="ann@example.com", name="Ann Lee")
+    table_calls = count_dynamodb_calls(handler)
+    clicked = datetime.now(UTC).replace(microsecond=0)
 
     # When they press "Manage subscription"
     response = handler.request(token=token)
@@ -32,6 +36,7 @@ def test_signed_in_form_post_is_sent_to_a_new_portal_session(handler, identity, 
     assert response["headers"]["Location"] == session["url"]
     [customer_call] = stripe.requests_to("POST", "/v1/customers")
     creation_key = customer_call.params["metadata"]["portal_links_creation_key"]
+    assert re.fullmatch("[0-9a-f]{32}", creation_key)  # 128 random bits
     assert customer_call.params == {
         "email": "ann@example.com",
         "name": "Ann Lee",
@@ -46,7 +51,22 @@ def test_signed_in_form_post_is_sent_to_a_new_portal_session(handler, identity, 
     assert row["app_user_id"] == {"S": "user-1"}
     assert row["stripe_customer_id"] == {"S": customer_id}
     assert row["livemode"] == {"BOOL": False}
-    assert "created_at" in row
+    # when the link was made, in UTC, to the second
+    made = datetime.fromisoformat(row["created_at"]["S"])
+    assert made.utcoffset() == timedelta(0)
+    assert clicked <= made <= datetime.now(UTC)
+    # and no more table round trips than a first click needs: read, reserve, complete
+    assert table_calls == ["GetItem", "PutItem", "PutItem"]
+
+
+def count_dynamodb_calls(handler) -> list[str]:
+    """The DynamoDB operations the function calls from now on, in order, as they leave its client."""
+    calls: list[str] = []
+    client = handler.module.portal()[0]._customers._client
+    client.meta.events.register(
+        "before-call.dynamodb", lambda model, **_: calls.append(model.name), unique_id="count-dynamodb-calls"
+    )
+    return calls
 
 
 def test_fetch_caller_asking_for_json_gets_the_url(handler, identity, stripe):
@@ -63,14 +83,15 @@ def test_get_link_works_like_the_button(handler, identity, stripe):
     response = handler.request("GET", token=identity.token("user-1"))
 
     assert response["statusCode"] == 303
+    portal_session(response, stripe)
     assert len(stripe.sessions()) == 1
 
 
 def test_returning_user_reuses_their_customer(handler, identity, stripe, aws):
     token = identity.token("user-1")
-    handler.request(token=token)
+    portal_session(handler.request(token=token), stripe)
 
-    handler.request(token=token)
+    portal_session(handler.request(token=token), stripe)
 
     assert len(stripe.requests_to("POST", "/v1/customers")) == 1
     sessions = stripe.sessions()
@@ -80,27 +101,28 @@ def test_returning_user_reuses_their_customer(handler, identity, stripe, aws):
 
 
 def test_token_without_email_creates_customer_with_only_the_user_id(handler, identity, stripe):
-    handler.request(token=identity.token("user-2", email="x@example.com", email_verified=False))
+    response = handler.request(token=identity.token("user-2", email="x@example.com", email_verified=False))
 
+    portal_session(response, stripe)
     [call] = stripe.requests_to("POST", "/v1/customers")
     assert set(call.params) == {"metadata"}
     assert call.params["metadata"]["app_user_id"] == "user-2"
 
 
 def test_allowed_return_to_becomes_the_portal_return_url(handler, identity, stripe):
-    handler.request(token=identity.token("user-1"), form={"return_to": f"{APP}/billing?tab=plan"})
+    response = handler.request(token=identity.token("user-1"), form={"return_to": f"{APP}/billing?tab=plan"})
 
+    assert portal_session(response, stripe)["return_url"] == f"{APP}/billing?tab=plan"
     [call] = stripe.requests_to("POST", "/v1/billing_portal/sessions")
     assert call.params["return_url"] == f"{APP}/billing?tab=plan"
 
 
 def test_return_to_in_the_query_string_is_honoured(handler, identity, stripe):
-    handler.request(
+    response = handler.request(
         "GET", token=identity.token("user-1"), query="return_to=http%3A%2F%2Flocalhost%3A5173%2Fx"
     )
 
-    [call] = stripe.requests_to("POST", "/v1/billing_portal/sessions")
-    assert call.params["return_url"] == "http://localhost:5173/x"
+    assert portal_session(response, stripe)["return_url"] == "http://localhost:5173/x"
 
 
 def test_refuse_policy_answers_no_billing_account_and_creates_nothing(
@@ -124,8 +146,7 @@ def test_refuse_policy_still_serves_users_who_have_a_customer(redeploy, handler,
     response = handler.request(token=identity.token("user-1"))
 
     assert response["statusCode"] == 303
-    [call] = stripe.requests_to("POST", "/v1/billing_portal/sessions")
-    assert call.params["customer"] == customer
+    assert portal_session(response, stripe)["customer"] == customer
 
 
 @pytest.mark.parametrize(
@@ -158,6 +179,7 @@ def test_parameter_given_twice_is_refused(handler, identity, stripe, aws):
     )
 
     assert response["statusCode"] == 400
+    assert problem(response)["code"] == "invalid_parameter"
     assert problem(response)["param"] == "return_to"
     assert stripe.requests() == []
 
@@ -166,8 +188,7 @@ def test_json_body_parameters_are_read(handler, identity, stripe):
     response = handler.request(token=identity.token("user-1"), json_body={"return_to": f"{APP}/from-json"})
 
     assert response["statusCode"] == 303
-    [call] = stripe.requests_to("POST", "/v1/billing_portal/sessions")
-    assert call.params["return_url"] == f"{APP}/from-json"
+    assert portal_session(response, stripe)["return_url"] == f"{APP}/from-json"
 
 
 @pytest.mark.parametrize(
@@ -180,6 +201,7 @@ def test_unreadable_bodies_are_refused(handler, identity, stripe, aws, body, con
     )
 
     assert response["statusCode"] == 400
+    assert problem(response)["code"] == "invalid_parameter"
     assert problem(response)["param"] == "body"
     assert stripe.requests() == []
     assert rows(aws) == []
@@ -206,12 +228,15 @@ class TestCookieSessions:
         response = handler.request(cookie=identity.token("user-1"), headers={"origin": APP})
 
         assert response["statusCode"] == 303
+        portal_session(response, stripe)
         assert len(stripe.sessions()) == 1
 
-    def test_cookie_post_marked_same_site_without_origin_is_accepted(self, handler, identity, stripe):
-        response = handler.request(cookie=identity.token("user-1"), headers={"sec-fetch-site": "same-site"})
+    @pytest.mark.parametrize("site", ["same-site", "same-origin"])
+    def test_cookie_post_marked_same_site_without_origin_is_accepted(self, handler, identity, stripe, site):
+        response = handler.request(cookie=identity.token("user-1"), headers={"sec-fetch-site": site})
 
         assert response["statusCode"] == 303
+        portal_session(response, stripe)
 
     @pytest.mark.parametrize(
         "headers",
@@ -244,15 +269,17 @@ class TestCookieSessions:
         assert response["headers"]["Location"] == f"{APP}/account?portal_error=csrf_rejected"
         assert stripe.requests() == []
 
-    def test_bearer_requests_need_no_origin(self, handler, identity):
+    def test_bearer_requests_need_no_origin(self, handler, identity, stripe):
         response = handler.request(token=identity.token("user-1"), headers={"origin": "https://evil.example"})
 
         assert response["statusCode"] == 303
+        portal_session(response, stripe)
 
-    def test_cookie_get_link_is_accepted(self, handler, identity):
+    def test_cookie_get_link_is_accepted(self, handler, identity, stripe):
         response = handler.request("GET", cookie=identity.token("user-1"))
 
         assert response["statusCode"] == 303
+        portal_session(response, stripe)
 
 
 class TestBrowserNavigationErrors:
@@ -296,30 +323,63 @@ class TestBrowserNavigationErrors:
 
 
 class TestJsonErrors:
-    def test_missing_token_is_401_problem_json(self, handler, stripe, aws):
+    def test_missing_token_is_401_problem_json(self, handler, stripe, aws, caplog):
         response = handler.request(accept="application/json")
 
         assert response["statusCode"] == 401
-        assert response["headers"]["WWW-Authenticate"].startswith("Bearer")
+        assert response["headers"]["WWW-Authenticate"] == 'Bearer realm="portal"'
         assert_security_headers(response)
         body = problem(response)
-        assert body["code"] == "unauthenticated"
-        assert body["status"] == 401
-        assert body["type"] == "urn:portal-links:problem:unauthenticated"
+        assert body == {
+            "type": "urn:portal-links:problem:unauthenticated",
+            "title": "Sign-in required",
+            "status": 401,
+            "code": "unauthenticated",
+            "correlation_id": body["correlation_id"],
+            "detail": "sign in to continue",
+        }
         assert body["correlation_id"]
+        [logged] = [record for record in caplog.records if record.getMessage() == "request not authenticated"]
+        assert (logged.levelname, logged.code, logged.reason) == (
+            "INFO",
+            "unauthenticated",
+            "sign in to continue",
+        )
         assert stripe.requests() == []
         assert rows(aws) == []
 
-    def test_non_bearer_authorization_is_401(self, handler):
-        response = handler.request(headers={"authorization": "Basic dXNlcjpwYXNz"}, accept="application/json")
+    @pytest.mark.parametrize(
+        "authorization", ["Basic dXNlcjpwYXNz", "Bearer", "Bearer    ", "Token abc.def.ghi"]
+    )
+    def test_an_authorization_header_that_is_not_bearer_with_a_token_is_401(self, handler, authorization):
+        response = handler.request(headers={"authorization": authorization}, accept="application/json")
 
         assert response["statusCode"] == 401
+        body = problem(response)
+        assert body["code"] == "unauthenticated"
+        assert body["detail"] == "the Authorization header must be 'Bearer <token>'"
+
+    def test_the_bearer_scheme_is_case_insensitive(self, handler, identity, stripe):
+        response = handler.request(
+            headers={"authorization": f"bearer {identity.token('user-1')}"}, accept="application/json"
+        )
+
+        portal_session(response, stripe)
 
     def test_unknown_route_is_404_problem(self, handler, identity):
         response = handler.request(path="/elsewhere", token=identity.token("u"), accept="application/json")
 
         assert response["statusCode"] == 404
-        assert problem(response)["code"] == "not_found"
+        body = problem(response)
+        assert body["code"] == "not_found"
+        assert body["detail"] == "there is no such route; see the README for the portal endpoints"
+        assert body["correlation_id"]
+
+    def test_a_browser_on_an_unknown_route_goes_back_to_the_app(self, handler):
+        response = handler.request("GET", path="/elsewhere", query=f"return_to={APP}/billing")
+
+        assert response["statusCode"] == 303
+        assert response["headers"]["Location"] == f"{APP}/billing?portal_error=not_found"
 
 
 class TestStripeFailures:
@@ -342,6 +402,7 @@ class TestStripeFailures:
         response = handler.request(token=identity.token("user-1"))
 
         assert response["statusCode"] == 303
+        portal_session(response, stripe)
         assert len(stripe.requests_to("POST", "/v1/billing_portal/sessions")) == 2
 
     @pytest.mark.parametrize(("should_retry", "attempts"), [(True, 3), (None, 1)])
@@ -364,6 +425,7 @@ class TestStripeFailures:
         response = handler.request(token=identity.token("user-1"), accept="application/json")
 
         assert response["statusCode"] == 503
+        assert problem(response)["code"] == "stripe_unavailable"
         assert response["headers"]["Retry-After"] == "5"
 
     def test_stripe_refusal_is_502_without_stripes_message(
@@ -390,6 +452,7 @@ class TestStripeFailures:
         response = handler.request(token=identity.token("user-1"), accept="application/json")
 
         assert response["statusCode"] == 502
+        assert problem(response)["code"] == "stripe_rejected"
         assert "sk_live" not in response["body"]
 
 
@@ -404,15 +467,26 @@ class TestStoreFailures:
         assert response["headers"]["Retry-After"] == "5"
         assert stripe.requests() == []
 
-    def test_unexpected_failure_is_500_with_correlation_id_and_no_detail(self, handler, identity, aws):
+    def test_unexpected_failure_is_500_with_correlation_id_and_no_detail(
+        self, handler, identity, aws, caplog
+    ):
         aws.put_item(TableName=TABLE, Item={"app_user_id": {"S": "user-1"}})  # a corrupted row
 
         response = handler.request(token=identity.token("user-1"), accept="application/json")
 
         assert response["statusCode"] == 500
         body = problem(response)
-        assert body["code"] == "internal_error"
+        assert body == {
+            "type": "urn:portal-links:problem:internal_error",
+            "title": "Internal error",
+            "status": 500,
+            "code": "internal_error",
+            "correlation_id": body["correlation_id"],
+        }
         assert body["correlation_id"]
-        assert "detail" not in body
+        [logged] = [record for record in caplog.records if record.getMessage() == "unexpected error"]
+        assert logged.levelname == "ERROR"
+        assert logged.exc_info is not None
+        assert isinstance(logged.exc_info[1], KeyError)
         assert "stripe_customer_id" not in response["body"]
         assert "Traceback" not in response["body"]

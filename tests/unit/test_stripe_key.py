@@ -5,7 +5,7 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from tests.conftest import problem, rows
+from tests.conftest import portal_session, problem, rows
 
 SECRET_NAME = "portal-links/stripe-key"
 
@@ -32,16 +32,16 @@ class TestKeyFromSecretsManager:
 
         # Then Stripe was called with the secret's value (trimmed), and the user reached the portal
         assert response["statusCode"] == 303
-        assert response["headers"]["Location"].startswith(stripe.url)
+        portal_session(response, stripe)
         assert set(keys_used(stripe)) == {"sk_test_first"}
 
     def test_the_key_is_cached_between_requests(self, redeploy, handler, identity, stripe, secret):
         client, arn = secret
         redeploy(STRIPE_API_KEY=None, STRIPE_SECRET_ARN=arn)
-        handler.request(token=identity.token("user-1"))
+        portal_session(handler.request(token=identity.token("user-1")), stripe)
 
         client.put_secret_value(SecretId=arn, SecretString="sk_test_second")
-        handler.request(token=identity.token("user-1"))
+        portal_session(handler.request(token=identity.token("user-1")), stripe)
 
         # within the cache's max age the container keeps the key it read
         assert set(keys_used(stripe)) == {"sk_test_first"}
@@ -52,7 +52,7 @@ class TestKeyFromSecretsManager:
         # Given a cache that expires at once (STRIPE_KEY_MAX_AGE_SECONDS=0) and a first request on the old key
         client, arn = secret
         redeploy(STRIPE_API_KEY=None, STRIPE_SECRET_ARN=arn, STRIPE_KEY_MAX_AGE_SECONDS="0")
-        handler.request(token=identity.token("user-1"))
+        portal_session(handler.request(token=identity.token("user-1")), stripe)
 
         # When the key is rotated in Secrets Manager
         client.put_secret_value(SecretId=arn, SecretString="sk_test_rotated")
@@ -60,6 +60,7 @@ class TestKeyFromSecretsManager:
 
         # Then every call of the next request brings the new key (the client is kept; the key is per call)
         assert response["statusCode"] == 303
+        portal_session(response, stripe)
         [first_session, second_session] = stripe.requests_to("POST", "/v1/billing_portal/sessions")
         assert (first_session.api_key, second_session.api_key) == ("sk_test_first", "sk_test_rotated")
 
@@ -88,6 +89,7 @@ class TestKeyFromSecretsManager:
         response = handler.request(token=identity.token("user-1"), accept="application/json")
 
         assert response["statusCode"] == 503
+        assert problem(response)["code"] == "stripe_unavailable"
         assert response["headers"]["Retry-After"] == "5"
         assert stripe.requests() == []
 
@@ -118,6 +120,7 @@ class TestTransientFaults:
         stripe.inject_fault("POST", "/v1/customers", 0, truncate_body=True, times=1)
         first = handler.request(token=identity.token("user-1"), accept="application/json")
         assert first["statusCode"] == 503
+        assert problem(first)["code"] == "stripe_unavailable"
         [reservation] = rows(aws)
         assert "stripe_customer_id" not in reservation
 
@@ -127,4 +130,5 @@ class TestTransientFaults:
         # Then the reservation's idempotency key hands back that one customer, now linked
         assert second["statusCode"] == 200
         [customer] = stripe.customers()
+        assert portal_session(second, stripe)["customer"] == customer["id"]
         assert [row["stripe_customer_id"]["S"] for row in rows(aws)] == [customer["id"]]

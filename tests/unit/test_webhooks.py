@@ -13,6 +13,8 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse, HTTPHeaders
+from botocore.exceptions import ClientError, EndpointConnectionError
 
 from local.apigw import LocalContext, http_api_event
 from local.stripe_emulator.events import signature_header
@@ -47,7 +49,7 @@ def stripe_event(
     }
 
 
-def customer(customer_id: str, user: str | None = None, **metadata: str) -> dict[str, Any]:
+def customer(customer_id: Any, user: str | None = None, **metadata: str) -> dict[str, Any]:
     return {
         "id": customer_id,
         "object": "customer",
@@ -144,9 +146,15 @@ class TestTheEventTable:
         deliver(webhook, stripe_event("customer.created", customer("cus_OTHER", "user-1")))
 
         emitted = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-        assert any(line.get("MappingConflicts") == [1.0] for line in emitted)
+        [counted] = [line for line in emitted if line.get("MappingConflicts") == [1.0]]
+        assert counted["_aws"]["CloudWatchMetrics"][0]["Metrics"] == [
+            {"Name": "MappingConflicts", "Unit": "Count"}
+        ]
         [warning] = [r for r in caplog.records if r.levelname == "WARNING"]
-        assert warning.getMessage().startswith("a webhook named another customer")
+        assert warning.getMessage() == (
+            "a webhook named another customer for a subject that already has one; the stored link is kept"
+        )
+        assert (warning.stored_customer, warning.event_customer) == ("cus_KEEP", "cus_OTHER")
 
     def test_checkout_session_completed_links_the_client_reference_id(self, webhook, aws):
         response = deliver(webhook, stripe_event("checkout.session.completed", checkout("user-9", "cus_B")))
@@ -201,6 +209,132 @@ class TestTheEventTable:
     @pytest.mark.parametrize("kind", ["invoice.paid", "customer.subscription.created", "charge.refunded"])
     def test_unknown_event_types_are_200_and_ignored(self, webhook, aws, kind):
         response = deliver(webhook, stripe_event(kind, {"id": "in_1", "object": "invoice"}))
+
+        assert action(response) == "ignored"
+        assert rows(aws) == []
+
+
+def reserve(aws, user: str, creation_key: str) -> None:
+    """The row a portal click writes before it makes the user's customer."""
+    item = {
+        "app_user_id": {"S": user},
+        "creation_key": {"S": creation_key},
+        "reserved_at": {"N": str(time.time())},
+    }
+    aws.put_item(TableName=TABLE, Item=item)
+
+
+def nothing(webhook, aws) -> None:
+    return None
+
+
+# name: (the state before, the event, its action, the reason the log line gives)
+OUTCOMES = {
+    "linked": (nothing, stripe_event("customer.created", customer("cus_A", "user-1")), "linked", ""),
+    "already linked": (
+        lambda webhook, aws: link_customer(aws, "user-1", "cus_A"),
+        stripe_event("customer.updated", customer("cus_A", "user-1")),
+        "already_linked",
+        "",
+    ),
+    "another customer": (
+        lambda webhook, aws: link_customer(aws, "user-1", "cus_KEEP"),
+        stripe_event("customer.created", customer("cus_OTHER", "user-1")),
+        "conflict",
+        "the subject is linked to another customer",
+    ),
+    "a click making another": (
+        lambda webhook, aws: reserve(aws, "user-1", "click-key"),
+        stripe_event("customer.created", customer("cus_A", "user-1", portal_links_creation_key="other-key")),
+        "pending",
+        "a portal click is making this subject's customer",
+    ),
+    "no metadata": (
+        nothing,
+        stripe_event("customer.created", customer("cus_A")),
+        "ignored",
+        "no usable metadata.app_user_id or metadata.app_org_id",
+    ),
+    "metadata not an object": (
+        nothing,
+        # text that contains the field's name is still not an object to read it from
+        stripe_event("customer.created", {"id": "cus_A", "object": "customer", "metadata": "app_user_id=u1"}),
+        "ignored",
+        "no usable metadata.app_user_id or metadata.app_org_id",
+    ),
+    "deleted before": (
+        lambda webhook, aws: deliver(webhook, stripe_event("customer.deleted", customer("cus_A", "user-1"))),
+        stripe_event("customer.created", customer("cus_A", "user-1")),
+        "ignored",
+        "the customer was deleted",
+    ),
+    "no client_reference_id": (
+        nothing,
+        stripe_event("checkout.session.completed", checkout(None, "cus_B")),
+        "ignored",
+        "no usable client_reference_id",
+    ),
+    "no customer": (
+        nothing,
+        stripe_event("checkout.session.completed", checkout("user-9", None)),
+        "ignored",
+        "the session made no customer",
+    ),
+    "the other mode": (
+        nothing,
+        stripe_event("customer.created", customer("cus_A", "user-1"), livemode=True),
+        "ignored",
+        "an event of the other mode",
+    ),
+    "an unused type": (
+        nothing,
+        stripe_event("invoice.paid", {"id": "in_1", "object": "invoice"}),
+        "ignored",
+        "an event type this endpoint does not use",
+    ),
+    "unlinked": (
+        lambda webhook, aws: link_customer(aws, "user-1", "cus_A"),
+        stripe_event("customer.deleted", customer("cus_A", "user-1")),
+        "unlinked",
+        "",
+    ),
+    "not linked": (nothing, stripe_event("customer.deleted", customer("cus_A", "user-1")), "not_linked", ""),
+}
+
+
+@pytest.mark.parametrize("outcome", OUTCOMES)
+def test_each_outcome_is_answered_logged_and_counted_by_its_action(webhook, aws, capsys, caplog, outcome):
+    given, event, expected_action, reason = OUTCOMES[outcome]
+    given(webhook, aws)
+
+    response = deliver(webhook, copy.deepcopy(event))
+
+    # Stripe reads the action; the operator reads the log line and the WebhookEvents metric by action
+    assert action(response) == expected_action
+    logged = [record for record in caplog.records if record.getMessage() == "webhook event handled"][-1]
+    assert (logged.event_id, logged.type) == (event["id"], event["type"])
+    assert (logged.action, logged.reason) == (expected_action, reason)
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    counted = [line for line in printed if "WebhookEvents" in line][-1]
+    assert (counted["action"], counted["WebhookEvents"]) == (expected_action, [1.0])
+    [definition] = counted["_aws"]["CloudWatchMetrics"]
+    assert definition["Metrics"] == [{"Name": "WebhookEvents", "Unit": "Count"}]
+    assert definition["Dimensions"] == [["action", "service"]]
+
+
+class TestSubjects:
+    """Who a customer is linked to: the same rule identity applies to a token's subject."""
+
+    @pytest.mark.parametrize("user", ["u" * 255, "user with spaces", "ユーザー"])
+    def test_a_usable_subject_is_linked(self, webhook, aws, user):
+        response = deliver(webhook, stripe_event("checkout.session.completed", checkout(user, "cus_B")))
+
+        assert action(response) == "linked"
+        assert mapping(aws) == {user: "cus_B"}
+
+    @pytest.mark.parametrize("user", ["u" * 256, "   ", "user\x00", "\ud800", "#org#acme", ""])
+    def test_an_unusable_subject_is_ignored(self, webhook, aws, user):
+        response = deliver(webhook, stripe_event("checkout.session.completed", checkout(user, "cus_B")))
 
         assert action(response) == "ignored"
         assert rows(aws) == []
@@ -306,6 +440,57 @@ class TestAccountsAsCustomers:
         assert rows(aws) == []
 
 
+class TestAPortalClickUnderWay:
+    def test_the_customer_the_click_made_replaces_its_reservation(self, webhook, aws):
+        # Given a click's reservation whose row write has not completed yet
+        reserve(aws, "user-1", "click-key")
+
+        # When Stripe tells of the customer that click made (its creation key in the metadata)
+        created = customer("cus_A", "user-1", portal_links_creation_key="click-key")
+        response = deliver(webhook, stripe_event("customer.created", created))
+
+        # Then that customer is linked in the reservation's place
+        assert action(response) == "linked"
+        [row] = rows(aws)
+        assert (row["stripe_customer_id"]["S"], row["livemode"]["BOOL"]) == ("cus_A", False)
+        assert "creation_key" not in row
+
+    def test_a_creation_key_that_is_not_text_is_no_key(self, webhook, aws):
+        created = {**customer("cus_A"), "metadata": {"app_user_id": "user-1", "portal_links_creation_key": 7}}
+
+        response = deliver(webhook, stripe_event("customer.created", created))
+
+        assert action(response) == "linked"
+        assert mapping(aws) == {"user-1": "cus_A"}
+
+    def test_a_customer_without_the_clicks_key_leaves_the_reservation(self, webhook, aws):
+        reserve(aws, "user-1", "click-key")
+
+        response = deliver(webhook, stripe_event("customer.created", customer("cus_A", "user-1")))
+
+        assert action(response) == "pending"
+        assert mapping(aws) == {"user-1": "click-key"}
+
+
+def test_a_deletion_before_the_index_shows_the_link_still_unlinks_the_user_its_metadata_names(webhook, aws):
+    # Given a link the customers index does not show yet (it is updated a moment after the table)
+    link_customer(aws, "user-1", "cus_A")
+    client = webhook.webhooks().customers._client
+
+    def index_lagging(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        answered = AWSResponse("https://dynamodb.us-east-1.amazonaws.com/", 200, HTTPHeaders(), None)
+        return answered, {"Items": []}
+
+    client.meta.events.register("before-call.dynamodb.Query", index_lagging)
+
+    # When the customer's deletion arrives
+    response = deliver(webhook, stripe_event("customer.deleted", customer("cus_A", "user-1")))
+
+    # Then the user named in its metadata is unlinked all the same
+    assert action(response) == "unlinked"
+    assert mapping(aws) == {"#deleted#cus_A": "cus_A"}
+
+
 EVENTS = [
     stripe_event("customer.created", customer("cus_A", "user-1"), event_id="evt_1"),
     stripe_event("checkout.session.completed", checkout("user-2", "cus_B"), event_id="evt_2"),
@@ -397,23 +582,39 @@ class TestSignatures:
         response = deliver(webhook, payload.replace("user-1", "admin"), signature=header)
 
         assert response["statusCode"] == 400
+        assert json.loads(response["body"])["code"] == "signature_invalid"
         assert rows(aws) == []
 
     @pytest.mark.parametrize(
-        "payload",
-        ["not json", "[1, 2]", "[" * 5000, '{"type": "customer.created"}', '{"type": 1, "livemode": false}'],
+        ("payload", "detail"),
+        [
+            ("not json", "the event is not JSON"),
+            ("[1, 2]", "the event is not a JSON object"),
+            ("[" * 5000, "the event is not JSON"),
+            ('{"type": "customer.created"}', "the event has no data.object"),
+            ('{"type": "customer.created", "data": {"object": 1}}', "the event has no data.object"),
+            ('{"type": 1, "livemode": false, "data": {"object": {}}}', "the event has no type or livemode"),
+            (
+                '{"type": "customer.created", "livemode": 0, "data": {"object": {}}}',
+                "the event has no type or livemode",
+            ),
+        ],
     )
-    def test_a_signed_body_that_is_not_an_event_is_400(self, webhook, aws, payload):
+    def test_a_signed_body_that_is_not_an_event_is_400(self, webhook, aws, payload, detail):
         response = deliver(webhook, payload)
 
         assert response["statusCode"] == 400
         assert json.loads(response["body"])["code"] == "event_malformed"
+        assert json.loads(response["body"])["detail"] == detail
         assert rows(aws) == []
 
-    def test_a_customer_id_that_is_not_one_is_400(self, webhook, aws):
-        response = deliver(webhook, stripe_event("customer.created", customer("cus_A\n", "user-1")))
+    @pytest.mark.parametrize("customer_id", ["cus_A\n", "cus_", "cu_A", None, 7])
+    def test_a_customer_id_that_is_not_one_is_400(self, webhook, aws, customer_id):
+        response = deliver(webhook, stripe_event("customer.created", customer(customer_id, "user-1")))
 
         assert response["statusCode"] == 400
+        assert json.loads(response["body"])["code"] == "event_malformed"
+        assert json.loads(response["body"])["detail"] == "the event names no customer id"
         assert rows(aws) == []
 
     def test_while_rolling_the_secret_both_are_accepted(self, webhook, env, aws):
@@ -436,14 +637,212 @@ class TestSignatures:
         assert action(response) == "linked"
 
 
-def test_a_dynamodb_failure_is_500_so_that_stripe_retries(webhook, env, aws):
-    env(CUSTOMERS_TABLE="no-such-table")
-    webhook.webhooks.cache_clear()
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
 
-    response = deliver(webhook, stripe_event("customer.created", customer("cus_A", "user-1")))
 
-    assert response["statusCode"] == 500
-    assert json.loads(response["body"])["code"] == "store_unavailable"
+class TestTheAnswer:
+    """What Stripe gets back: JSON with the security headers; a problem document when it is refused."""
+
+    def test_a_handled_event_is_200_json_with_its_action(self, webhook, aws):
+        response = deliver(webhook, stripe_event("customer.created", customer("cus_A", "user-1")))
+
+        assert response == {
+            "statusCode": 200,
+            "headers": {**SECURITY_HEADERS, "Content-Type": "application/json"},
+            "body": json.dumps({"received": True, "action": "linked"}),
+            "isBase64Encoded": False,
+        }
+
+    def test_a_refusal_is_a_problem_document_and_is_logged_and_counted(self, webhook, aws, capsys, caplog):
+        response = deliver(
+            webhook, stripe_event("customer.created", customer("cus_A", "user-1")), signature=""
+        )
+
+        assert response["statusCode"] == 400
+        assert response["headers"] == {**SECURITY_HEADERS, "Content-Type": "application/problem+json"}
+        assert response["isBase64Encoded"] is False
+        body = json.loads(response["body"])
+        assert body == {
+            "type": "urn:portal-links:problem:signature_invalid",
+            "title": "Invalid signature",
+            "status": 400,
+            "detail": "the Stripe-Signature header is missing",
+            "code": "signature_invalid",
+            "correlation_id": body["correlation_id"],
+        }
+        assert body["correlation_id"]
+        [logged] = [record for record in caplog.records if record.getMessage() == "request refused"]
+        assert (logged.code, logged.reason) == ("signature_invalid", "the Stripe-Signature header is missing")
+        printed = capsys.readouterr().out
+        assert any(
+            json.loads(line).get("WebhookSignatureFailures") == [1.0]
+            for line in printed.splitlines()
+            if line.startswith("{")
+        )
+
+    @pytest.mark.parametrize(
+        "mangle",
+        [
+            lambda event: event.update(headers="not a map"),
+            lambda event: event["headers"].update({"stripe-signature": 7}),
+        ],
+        ids=["headers not a map", "a signature that is not text"],
+    )
+    def test_a_delivery_api_gateway_would_never_shape_so_is_still_a_400(self, webhook, aws, mangle):
+        payload = json.dumps(stripe_event("customer.created", customer("cus_A", "user-1")))
+        event = http_api_event(
+            "POST",
+            "/stripe/webhook",
+            headers={"stripe-signature": signature_header(payload.encode(), SECRET, int(time.time()))},
+            route_key="POST /stripe/webhook",
+        )
+        event["body"] = payload
+        mangle(event)
+
+        response = webhook.lambda_handler(event, LocalContext(function_name="WebhookFunction"))
+
+        assert response["statusCode"] == 400
+        assert json.loads(response["body"])["detail"] == "the Stripe-Signature header is missing"
+        assert rows(aws) == []
+
+    def test_a_delivery_without_a_body_is_read_as_empty(self, webhook, aws):
+        # Signed over nothing: the signature holds, and an empty body is no event
+        event = http_api_event(
+            "POST",
+            "/stripe/webhook",
+            headers={"stripe-signature": signature_header(b"", SECRET, int(time.time()))},
+            route_key="POST /stripe/webhook",
+        )
+        event.pop("body", None)
+
+        response = webhook.lambda_handler(event, LocalContext(function_name="WebhookFunction"))
+
+        assert response["statusCode"] == 400
+        assert json.loads(response["body"])["code"] == "event_malformed"
+
+
+def failing(webhook, operation: str, error: Exception) -> None:
+    """The webhook function's DynamoDB client fails `operation` with `error` (as the network would)."""
+
+    def fail(**_: Any) -> None:
+        raise error
+
+    webhook.webhooks().customers._client.meta.events.register(f"before-call.dynamodb.{operation}", fail)
+
+
+def throttled(operation: str) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "injected"}}, operation
+    )
+
+
+UNREACHABLE = EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+
+
+class TestStoreFailures:
+    """A store that fails answers 500, so that Stripe delivers the event again; the log says which call."""
+
+    @pytest.mark.parametrize(
+        ("kind", "operation", "error", "reason"),
+        [
+            (
+                "customer.created",
+                "GetItem",
+                throttled("GetItem"),
+                "customers table read failed: ProvisionedThroughputExceededException",
+            ),
+            (
+                "customer.created",
+                "GetItem",
+                UNREACHABLE,
+                "customers table read failed: EndpointConnectionError",
+            ),
+            (
+                "customer.created",
+                "PutItem",
+                throttled("PutItem"),
+                "customers table write failed: ProvisionedThroughputExceededException",
+            ),
+            (
+                "customer.deleted",
+                "PutItem",
+                UNREACHABLE,
+                "customers table write failed: EndpointConnectionError",
+            ),
+            (
+                "customer.deleted",
+                "Query",
+                throttled("Query"),
+                "customers index read failed: ProvisionedThroughputExceededException",
+            ),
+            (
+                "customer.deleted",
+                "Query",
+                UNREACHABLE,
+                "customers index read failed: EndpointConnectionError",
+            ),
+            (
+                "customer.deleted",
+                "Query",
+                ClientError({"Error": {}}, "Query"),
+                "customers index read failed: ClientError",
+            ),
+            (
+                "customer.deleted",
+                "DeleteItem",
+                throttled("DeleteItem"),
+                "customers table delete failed: ProvisionedThroughputExceededException",
+            ),
+            (
+                "customer.deleted",
+                "DeleteItem",
+                UNREACHABLE,
+                "customers table delete failed: EndpointConnectionError",
+            ),
+        ],
+    )
+    def test_a_failing_call_is_500_without_detail_and_logged_by_its_reason(
+        self, webhook, aws, caplog, kind, operation, error, reason
+    ):
+        link_customer(aws, "user-1", "cus_A")
+        failing(webhook, operation, error)
+
+        response = deliver(webhook, stripe_event(kind, customer("cus_A", "user-1")))
+
+        assert response["statusCode"] == 500
+        body = json.loads(response["body"])
+        assert body == {
+            "type": "urn:portal-links:problem:store_unavailable",
+            "title": "Temporarily unavailable",
+            "status": 500,
+            "code": "store_unavailable",
+            "correlation_id": body["correlation_id"],
+        }
+        [logged] = [record for record in caplog.records if record.getMessage() == "dependency unavailable"]
+        assert (logged.code, logged.reason) == ("store_unavailable", reason)
+
+
+class TestTombstones:
+    def test_a_deleted_customer_is_remembered_for_90_days(self, webhook, aws):
+        deliver(webhook, stripe_event("customer.deleted", customer("cus_A", "user-1")))
+
+        [tombstone] = rows(aws)
+        assert tombstone["app_user_id"]["S"] == "#deleted#cus_A"
+        assert abs(int(tombstone["expires_at"]["N"]) - (time.time() + 90 * 86400)) < 60
+
+    def test_a_replayed_deletion_keeps_the_first_expiry(self, webhook, aws):
+        first = {"app_user_id": {"S": "#deleted#cus_A"}, "deleted_customer_id": {"S": "cus_A"}}
+        aws.put_item(TableName=TABLE, Item={**first, "expires_at": {"N": "1900000000"}})
+
+        response = deliver(webhook, stripe_event("customer.deleted", customer("cus_A", "user-1")))
+
+        assert action(response) == "not_linked"
+        [tombstone] = rows(aws)
+        assert tombstone["expires_at"]["N"] == "1900000000"
 
 
 def test_the_readme_webhook_table_is_rendered_from_the_event_table():

@@ -49,7 +49,7 @@ class SubjectKind:
     key_prefix: str  # the table's key is this + the id
     metadata_field: str  # the Stripe customer's metadata that names the subject
     reference_prefix: str  # Checkout's `client_reference_id` is this + the id
-    acting_user_field: str | None = None  # metadata naming the user who made the customer, if kept
+    made_by_field: str | None = None  # metadata naming the user who made the customer, if kept
     # The customer is the person: their name goes on it. An organization's customer gets the e-mail of the
     # admin whose click reserved it, and no name.
     is_the_user: bool = False
@@ -62,7 +62,7 @@ SUBJECT_KINDS: dict[str, SubjectKind] = {
         key_prefix="#org#",
         metadata_field="app_org_id",
         reference_prefix="org:",
-        acting_user_field="app_org_opened_by",
+        made_by_field="app_org_opened_by",
     ),
 }
 # No subject id starts with the table's own "#" or with a Checkout reference prefix, so neither is ambiguous.
@@ -86,25 +86,21 @@ def usable_subject_id(value: object) -> TypeGuard[str]:
 @dataclass(frozen=True)
 class BillingSubject:
     """Who pays: an app user (keyed by the user id, as rows have always been) or, in organization mode,
-    an organization (keyed `#org#<id>`), with the user acting for it."""
+    an organization (keyed `#org#<id>`)."""
 
     kind: str
     id: str
-    acting_user_id: str | None = None  # None when read back from Stripe (webhooks)
 
     @property
     def key(self) -> str:
         return SUBJECT_KINDS[self.kind].key_prefix + self.id
 
-    def metadata(self) -> dict[str, str]:
-        """What the Stripe customer carries so that webhooks can find the subject again."""
+    def metadata(self, made_by: str) -> dict[str, str]:
+        """What the Stripe customer carries so that webhooks can find the subject again, and, for kinds that
+        keep it, the user whose click made it."""
         kind = SUBJECT_KINDS[self.kind]
-        acting = (
-            {kind.acting_user_field: self.acting_user_id}
-            if kind.acting_user_field and self.acting_user_id
-            else {}
-        )
-        return {kind.metadata_field: self.id, **acting}
+        made = {kind.made_by_field: made_by} if kind.made_by_field else {}
+        return {kind.metadata_field: self.id, **made}
 
     @property
     def reference(self) -> str:
@@ -117,11 +113,11 @@ class BillingSubject:
 
     @classmethod
     def user(cls, user_id: str) -> BillingSubject:
-        return cls("user", user_id, user_id)
+        return cls("user", user_id)
 
     @classmethod
-    def organization(cls, org_id: str, acting_user_id: str) -> BillingSubject:
-        return cls("organization", org_id, acting_user_id)
+    def organization(cls, org_id: str) -> BillingSubject:
+        return cls("organization", org_id)
 
     @classmethod
     def named_by(cls, metadata: dict[str, object]) -> BillingSubject | None:
@@ -169,7 +165,7 @@ class CustomerLink(NamedTuple):
     key: str
     stripe_customer_id: str  # the attribute's name since the first row; it may hold an acct_… id too
     livemode: bool
-    created_at: str
+    created_at: str = ""  # written for people reading the table; a link read back does not carry it
 
     @property
     def party(self) -> StripeParty:
@@ -253,8 +249,9 @@ class CustomerTable:
     def link_if_absent(self, link: CustomerLink, creation_key: str | None = None) -> Row | None:
         """Link unless the subject has a customer in this mode already: absent rows, rows of the other mode
         and (given its key) the reservation that made this very customer are replaced."""
-        condition = f"attribute_not_exists({KEY}) OR livemode <> :mode"
-        values: dict[str, AttributeValueTypeDef] = {":mode": {"BOOL": link.livemode}}
+        # `livemode = :other`, not `livemode <> :mode`: a reservation has no livemode, and `<>` holds for it.
+        condition = f"attribute_not_exists({KEY}) OR livemode = :other_mode"
+        values: dict[str, AttributeValueTypeDef] = {":other_mode": {"BOOL": not link.livemode}}
         if creation_key is not None:
             condition += " OR creation_key = :key"
             values[":key"] = {"S": creation_key}
@@ -345,19 +342,20 @@ def _link_item(link: CustomerLink) -> Item:
 
 
 def _row_from(item: Item) -> Row:
-    if "stripe_customer_id" not in item and "creation_key" in item:
+    """A row names its customer once the reservation is complete; until then it is the reservation (a row with
+    neither is corrupt, and reading it fails)."""
+    if "stripe_customer_id" not in item:
         return Reservation(
             key=item[KEY]["S"],
             creation_key=item["creation_key"]["S"],
-            reserved_at=float(item.get("reserved_at", {}).get("N", "0")),
+            reserved_at=float(item["reserved_at"]["N"]),
             reserved_by=item.get("reserved_by", {}).get("S"),
             reserved_by_email=item.get("reserved_by_email", {}).get("S"),
         )
     return CustomerLink(
         key=item[KEY]["S"],
         stripe_customer_id=item["stripe_customer_id"]["S"],
-        livemode=item.get("livemode", {}).get("BOOL", False),
-        created_at=item.get("created_at", {}).get("S", ""),
+        livemode=item.get("livemode", {}).get("BOOL", False),  # rows from before livemode was kept: test mode
     )
 
 

@@ -335,7 +335,7 @@ class PortalHttp:
             "code": code,
             "correlation_id": correlation_id,
         }
-        if isinstance(error, PortalError) and entry.status != 500:
+        if isinstance(error, PortalError):  # a bug (500) is no PortalError: its words stay in the log
             problem["detail"] = error.detail
             if error.param:
                 problem["param"] = error.param

@@ -253,7 +253,7 @@ class Authenticator:
             raise OrganizationRequired("choose an organization first: this token names none")
         if not user.roles & organizations.billing_roles:
             raise BillingRoleRequired("only an organization's billing admins may open its billing portal")
-        return BillingSubject.organization(user.organization, user.user_id)
+        return BillingSubject.organization(user.organization)
 
     def _verified_claims(self, token: str, key: Any, algorithm: str) -> dict[str, Any]:
         auth = self._auth
@@ -354,10 +354,10 @@ def _printable(value: Any) -> TypeGuard[str]:
 
 
 def _reason(exc: jwt.PyJWTError) -> str:
+    """Why a token was refused, in words for the log (another issuer is told apart before this)."""
     reasons: dict[type[jwt.PyJWTError], str] = {
         jwt.ExpiredSignatureError: "the token has expired",
         jwt.ImmatureSignatureError: "the token is not valid yet",
-        jwt.InvalidIssuerError: "the token is from another issuer",
         jwt.InvalidAudienceError: "the token is for another audience",
         jwt.InvalidSignatureError: "the token's signature is invalid",
         jwt.MissingRequiredClaimError: "the token lacks a required claim",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from aws_lambda_powertools import Logger, Metrics
@@ -251,10 +250,10 @@ class PortalService:
                 return found
         # The reservation's maker, not this click's user: an organization's racing admins send one request
         # (a reservation from before makers were kept is this click's).
-        maker = replace(subject, acting_user_id=reservation.reserved_by or user.user_id)
+        maker = reservation.reserved_by or user.user_id
         email = reservation.reserved_by_email if reservation.reserved_by else user.email
         params: CustomerCreateParams = {
-            "metadata": {**maker.metadata(), CREATION_KEY_FIELD: reservation.creation_key}
+            "metadata": {**subject.metadata(made_by=maker), CREATION_KEY_FIELD: reservation.creation_key}
         }
         if email:
             params["email"] = email

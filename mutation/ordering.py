@@ -1,0 +1,51 @@
+"""A pytest plugin for `make mutation`: each mutant's tests start with the ones likeliest to fail on it.
+
+mutmut runs a mutant against every test that reaches its function and stops at the first failure, in the
+order it was handed the tests. Mutants of one function are run one after another, and a test that failed
+on one of them usually fails on the next: so each failure is written down (function, test), and the next
+mutant of that function runs those tests first, the most recent first, then the rest, fastest first. A
+survivor still runs every test; only the time to a kill changes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+# Set by mutation/run.py: where the children write down the tests that failed, one line each.
+KILLERS_FILE = "PORTAL_LINKS_MUTATION_KILLERS"
+
+
+def _function_under_test() -> str | None:
+    """`portal_links.http.x__body_text` while mutmut runs `portal_links.http.x__body_text__mutmut_7`."""
+    function, marker, _ = os.environ.get("MUTANT_UNDER_TEST", "").rpartition("__mutmut_")
+    return function if marker else None
+
+
+def _killers(function: str) -> list[str]:
+    path = os.environ.get(KILLERS_FILE)
+    if not path or not Path(path).exists():
+        return []
+    lines = (line.split(" ", 1) for line in Path(path).read_text().splitlines())
+    return [test for name, test in lines if name == function]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    function = _function_under_test()
+    if function is None:
+        return
+    killers = _killers(function)
+    rank = {test: len(killers) - index for index, test in enumerate(killers)}  # the latest, the highest
+    stats = Path("mutmut-stats.json")  # mutmut runs the tests in its mutants/ directory, beside it
+    durations = json.loads(stats.read_text())["duration_by_test"] if stats.exists() else {}
+    items.sort(key=lambda item: (-rank.get(item.nodeid, 0), durations.get(item.nodeid, 0.0)))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    function, path = _function_under_test(), os.environ.get(KILLERS_FILE)
+    if report.failed and function and path:
+        with open(path, "a") as killers:  # one short line per write: appends from two children do not mix
+            killers.write(f"{function} {report.nodeid}\n")

@@ -534,6 +534,7 @@ class TestTampering:
         assert response["statusCode"] == 400
         assert problem(response)["code"] == "invalid_parameter"
         assert problem(response)["param"] == "subscription"
+        assert problem(response)["detail"] == "subscription must be a subscription id (sub_…)"
         assert_no_session(stripe)
 
     def test_a_foreign_return_to_is_refused_on_a_flow(self, app, stripe):

@@ -4,6 +4,7 @@ Stripe has forgotten the idempotency key, and customers made by Checkout are use
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from botocore.exceptions import ClientError
@@ -228,3 +229,49 @@ def test_subjects_that_would_collide_with_the_tables_own_keys_are_refused(
     assert problem(response)["detail"] == "the token has no usable subject"
     assert stripe.requests() == []
     assert rows(aws) == []
+
+
+class TestReservations:
+    def test_a_click_whose_customer_cannot_be_made_leaves_its_reservation_naming_its_maker(
+        self, handler, identity, stripe, aws
+    ):
+        stripe.inject_fault("POST", "/v1/customers", 400, error_type="invalid_request_error")
+
+        response = handler.request(
+            token=identity.token("user-1", email="ann@example.com"), accept="application/json"
+        )
+
+        assert response["statusCode"] == 502
+        [row] = rows(aws)
+        assert set(row) == {"app_user_id", "creation_key", "reserved_at", "reserved_by", "reserved_by_email"}
+        assert (row["reserved_by"], row["reserved_by_email"]) == ({"S": "user-1"}, {"S": "ann@example.com"})
+
+    def test_a_reservation_that_lands_between_the_read_and_the_reserve_is_the_one_used(
+        self, handler, identity, stripe, aws
+    ):
+        # Given another container's click that reserves the row just after this one found it empty
+        theirs = {
+            "app_user_id": {"S": "user-1"},
+            "creation_key": {"S": "0ddba11" + "0" * 25},
+            "reserved_at": {"N": str(time.time())},
+            "reserved_by": {"S": "user-1"},
+            "reserved_by_email": {"S": "ann@example.com"},
+        }
+        client = handler.module.portal()[0]._customers._client
+
+        def theirs_first(params, **_):
+            if params.get("ConditionExpression", "").startswith("attribute_not_exists"):
+                aws.put_item(TableName=TABLE, Item=theirs)
+                client.meta.events.unregister("provide-client-params.dynamodb.PutItem", theirs_first)
+
+        client.meta.events.register("provide-client-params.dynamodb.PutItem", theirs_first)
+
+        response = handler.request(token=identity.token("user-1"), accept="application/json")
+
+        # Then this click makes the customer that reservation stands for, under its key, once
+        [customer] = stripe.customers()
+        assert portal_session(response, stripe)["customer"] == customer["id"]
+        assert customer["metadata"]["portal_links_creation_key"] == theirs["creation_key"]["S"]
+        assert customer["email"] == "ann@example.com"
+        [row] = rows(aws)
+        assert row["stripe_customer_id"] == {"S": customer["id"]}

@@ -186,7 +186,8 @@ class TestBadJwksUri:
 
         response = handler.request(token=issuer.token("user-1"), accept="application/json")
 
-        assert_refused(response, 503, "identity_provider_unavailable")
+        body = assert_refused(response, 503, "identity_provider_unavailable")
+        assert body["detail"] == "the discovery document has no usable jwks_uri"
         assert issuer.jwks_fetches == 0
         [logged] = [r for r in caplog.records if r.levelname == "ERROR" and "jwks_uri" in r.getMessage()]
         assert logged.getMessage() == "the issuer's discovery document names no https jwks_uri"

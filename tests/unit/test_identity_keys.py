@@ -186,7 +186,8 @@ class TestBadJwksUri:
 
         response = handler.request(token=issuer.token("user-1"), accept="application/json")
 
-        assert_refused(response, 503, "identity_provider_unavailable")
+        body = assert_refused(response, 503, "identity_provider_unavailable")
+        assert body["detail"] == "the discovery document has no usable jwks_uri"
         assert issuer.jwks_fetches == 0
         [logged] = [r for r in caplog.records if r.levelname == "ERROR" and "jwks_uri" in r.getMessage()]
         assert logged.getMessage() == "the issuer's discovery document names no https jwks_uri"
@@ -195,14 +196,25 @@ class TestBadJwksUri:
         assert stripe.requests() == []
         assert rows(aws) == []
 
-    def test_a_discovery_document_naming_no_issuer_is_503(self, issuer, handler, stripe, monkeypatch):
+    @pytest.mark.parametrize(
+        ("named", "detail"),
+        [
+            (None, "the discovery document names no issuer"),
+            ("https://issuer.example", "the issuer's discovery document names another issuer"),
+        ],
+    )
+    def test_a_discovery_document_not_naming_its_issuer_is_503(
+        self, issuer, handler, stripe, monkeypatch, named, detail
+    ):
         document = {key: value for key, value in issuer.discovery().items() if key != "issuer"}
+        if named is not None:
+            document["issuer"] = named
         monkeypatch.setattr(issuer, "discovery", lambda: document)
 
         response = handler.request(token=issuer.token("user-1"), accept="application/json")
 
         body = assert_refused(response, 503, "identity_provider_unavailable")
-        assert body["detail"] == "the discovery document names no issuer"
+        assert body["detail"] == detail
         assert issuer.jwks_fetches == 0
         assert stripe.requests() == []
 

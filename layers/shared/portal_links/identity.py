@@ -152,7 +152,8 @@ class SigningKeys:
     def _discovered_jwks_url(self) -> str:
         issuer = self._auth.issuer
         # The discovery document sits under the issuer, whether or not the issuer ends in "/".
-        discovery = self._fetch(issuer.rstrip("/") + DISCOVERY_PATH)
+        discovery_url = issuer.rstrip("/") + DISCOVERY_PATH
+        discovery = self._fetch(discovery_url)
         named = discovery.get("issuer")
         if not isinstance(named, str):
             raise IdentityProviderUnavailable("the discovery document names no issuer")
@@ -169,7 +170,7 @@ class SigningKeys:
         if not isinstance(jwks_uri, str) or not jwks_uri.startswith(schemes):
             logger.error(
                 "the issuer's discovery document names no https jwks_uri",
-                extra={"jwks_uri": repr(jwks_uri), "discovery": issuer.rstrip("/") + DISCOVERY_PATH},
+                extra={"jwks_uri": repr(jwks_uri), "discovery": discovery_url},
             )
             raise IdentityProviderUnavailable("the discovery document has no usable jwks_uri")
         return jwks_uri

@@ -396,3 +396,34 @@ class TestCookies:
         assert response["statusCode"] == 401
         assert problem(response)["detail"] == detail
         assert stripe.requests() == []
+
+
+@pytest.mark.parametrize(
+    ("where", "request_args"),
+    [
+        ("query", {"method": "GET", "query": "return_to=%FF"}),
+        ("body", {"raw_body": ("application/x-www-form-urlencoded", "return_to=%FF")}),
+    ],
+)
+def test_a_percent_escape_that_is_not_utf8_is_refused_naming_where_it_was(
+    handler, identity, stripe, aws, where, request_args
+):
+    response = handler.request(token=identity.token("user-1"), accept="application/json", **request_args)
+
+    assert response["statusCode"] == 400
+    body = json.loads(response["body"])
+    assert (body["code"], body["param"]) == ("invalid_parameter", where)
+    assert body["detail"] == f"the {where} has a %-escape that is not UTF-8"
+    assert stripe.requests() == []
+    assert rows(aws) == []
+
+
+def test_a_json_body_with_a_charset_is_read_as_json(handler, identity, stripe):
+    response = handler.request(
+        token=identity.token("user-1"),
+        accept="application/json",
+        raw_body=("application/json; charset=utf-8", json.dumps({"return_to": f"{APP}/billing"})),
+    )
+
+    session = portal_session(response, stripe)
+    assert session["return_url"] == f"{APP}/billing"

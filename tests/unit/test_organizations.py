@@ -118,6 +118,7 @@ def test_a_member_without_a_billing_role_is_refused_before_anything_is_read_or_w
     body = problem(response)
     assert body["code"] == "billing_role_required"
     assert body["title"] == "Billing role required"
+    assert body["detail"] == "only an organization's billing admins may open its billing portal"
     assert len(stripe.requests()) == stripe_before
     assert keys(aws) == ["#org#acme"]
 
@@ -174,6 +175,7 @@ def test_a_token_naming_no_usable_organization_is_refused(organizations, identit
 
     assert response["statusCode"] == 403
     assert problem(response)["code"] == "organization_required"
+    assert problem(response)["detail"] == "choose an organization first: this token names none"
     assert stripe.requests() == []
     assert rows(aws) == []
 

@@ -257,6 +257,7 @@ class TestCookieSessions:
 
         assert response["statusCode"] == 403
         assert problem(response)["code"] == "csrf_rejected"
+        assert problem(response)["detail"] == "this request did not come from an allowed origin"
         assert stripe.requests() == []
         assert rows(aws) == []
 

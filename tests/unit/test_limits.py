@@ -141,12 +141,7 @@ class TestQuantity:
 
     @pytest.mark.parametrize("quantity", ["2", "20"], ids=["the minimum", "the maximum"])
     def test_a_quantity_at_a_bound_reaches_the_portal(self, handler, identity, stripe, shop, quantity):
-        response = handler.request(
-            path="/portal/subscription_update_confirm",
-            token=identity.token("user-1"),
-            form={"quantity": quantity},
-            accept="application/json",
-        )
+        response = confirm_quantity(handler, identity, quantity)
 
         session = portal_session(response, stripe)
         [item] = session["flow"]["subscription_update_confirm"]["items"]
@@ -154,16 +149,22 @@ class TestQuantity:
 
     @pytest.mark.parametrize("quantity", ["1", "21"], ids=["below the minimum", "above the maximum"])
     def test_a_quantity_one_past_a_bound_is_refused(self, handler, identity, stripe, shop, quantity):
-        response = handler.request(
-            path="/portal/subscription_update_confirm",
-            token=identity.token("user-1"),
-            form={"quantity": quantity},
-            accept="application/json",
-        )
+        response = confirm_quantity(handler, identity, quantity)
 
         body = assert_refused(response, 400, "invalid_parameter", "quantity")
         assert body["detail"] == "quantity must be a whole number from 2 to 20"
         assert stripe.sessions() == []
+
+
+def confirm_quantity(handler, identity: IdentityProvider, quantity: str) -> dict:
+    """A fetch() of the plan-change confirmation asking for `quantity` seats."""
+    response: dict = handler.request(
+        path="/portal/subscription_update_confirm",
+        token=identity.token("user-1"),
+        form={"quantity": quantity},
+        accept="application/json",
+    )
+    return response
 
 
 def sized_token(identity: IdentityProvider, length: int) -> str:

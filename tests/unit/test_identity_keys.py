@@ -141,6 +141,23 @@ class TestDiscoveryOverHttps:
         assert issuer.accepts == ["application/json", "application/json"]
         assert [row["app_user_id"]["S"] for row in rows(aws)] == ["user-1"]
 
+    def test_a_local_http_issuer_may_keep_its_keys_on_https(
+        self, issuer, redeploy, handler, stripe, aws, monkeypatch
+    ):
+        # Given a local issuer on plain http whose discovery document names the https server's JWKS
+        with IdentityProvider().serving() as local:
+            monkeypatch.setattr(issuer, "jwks", local.jwks)
+            document = {**local.discovery(), "jwks_uri": f"{issuer.url}{issuer.jwks_path}"}
+            monkeypatch.setattr(local, "discovery", lambda: document)
+            redeploy(AUTH_ISSUER=local.issuer, AUTH_AUDIENCE=local.audience)
+
+            response = handler.request(token=local.token("user-1"), accept="application/json")
+
+        # Then the keys come over https, at least as safely as the document naming them
+        portal_session(response, stripe)
+        assert (local.discovery_fetches, local.jwks_fetches, issuer.jwks_fetches) == (1, 0, 1)
+        assert [row["app_user_id"]["S"] for row in rows(aws)] == ["user-1"]
+
     def test_an_issuer_whose_certificate_is_not_trusted_is_503(
         self, issuer, handler, stripe, aws, monkeypatch
     ):

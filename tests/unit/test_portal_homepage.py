@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -22,7 +23,7 @@ def assert_security_headers(response):
 def test_signed_in_form_post_is_sent_to_a_new_portal_session(handler, identity, stripe, aws):
     # Given a user who has never opened the portal
     token = identity.token("user-1", email="ann@example.com", name="Ann Lee")
-    table_calls = count_dynamodb_calls(handler)
+    table_calls = record_dynamodb_calls(handler)
     clicked = datetime.now(UTC).replace(microsecond=0)
 
     # When they press "Manage subscription"
@@ -56,15 +57,20 @@ def test_signed_in_form_post_is_sent_to_a_new_portal_session(handler, identity, 
     assert made.utcoffset() == timedelta(0)
     assert clicked <= made <= datetime.now(UTC)
     # and no more table round trips than a first click needs: read, reserve, complete
-    assert table_calls == ["GetItem", "PutItem", "PutItem"]
+    assert [operation for operation, _ in table_calls] == ["GetItem", "PutItem", "PutItem"]
+    # the read is strongly consistent: a link another container wrote a moment ago is seen
+    assert table_calls[0][1]["ConsistentRead"] is True
 
 
-def count_dynamodb_calls(handler) -> list[str]:
-    """The DynamoDB operations the function calls from now on, in order, as they leave its client."""
-    calls: list[str] = []
+def record_dynamodb_calls(handler) -> list[tuple[str, dict[str, Any]]]:
+    """The DynamoDB operations the function calls from now on, in order, with their parameters, as they
+    leave its client."""
+    calls: list[tuple[str, dict[str, Any]]] = []
     client = handler.module.portal()[0]._customers._client
     client.meta.events.register(
-        "before-call.dynamodb", lambda model, **_: calls.append(model.name), unique_id="count-dynamodb-calls"
+        "before-parameter-build.dynamodb",
+        lambda params, model, **_: calls.append((model.name, dict(params))),
+        unique_id="record-dynamodb-calls",
     )
     return calls
 

@@ -266,7 +266,7 @@ class Authenticator:
                 key=key,
                 algorithms=[algorithm],
                 issuer=auth.issuer,
-                audience=auth.audience if check_audience else None,
+                audience=auth.audience,  # read only where verify_aud says so
                 leeway=auth.leeway_seconds,
                 # A key below RFC 7518's minimum (RSA < 2048 bits, an HMAC secret < 32 bytes) is refused.
                 options={

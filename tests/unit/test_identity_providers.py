@@ -62,6 +62,7 @@ class NearMiss:
     claims: dict[str, Claim] = field(default_factory=dict)
     algorithm: str | None = None
     signed_with: str | None = None  # "the RSA public key" or "another secret", for HS256
+    because: str = ""  # the refusal's detail, which tells the user's developer which check it failed
 
 
 @dataclass(frozen=True)
@@ -157,9 +158,14 @@ PROVIDER_ROWS = (
         },
         examples=COGNITO,
         near_misses={
-            "an id token": NearMiss({"token_use": "id", "aud": "{app_client_id}", "client_id": None}),
-            "another app client": NearMiss({"client_id": "0therclient1234567890abcd"}),
-            "no token_use": NearMiss({"token_use": None}),
+            "an id token": NearMiss(
+                {"token_use": "id", "aud": "{app_client_id}", "client_id": None},
+                because="expected a Cognito access token",
+            ),
+            "another app client": NearMiss(
+                {"client_id": "0therclient1234567890abcd"}, because="the token was issued to another client"
+            ),
+            "no token_use": NearMiss({"token_use": None}, because="expected a Cognito access token"),
         },
     ),
     # docs.aws.amazon.com/cognito "Understanding the identity (ID) token": aud is the app client id.
@@ -186,8 +192,13 @@ PROVIDER_ROWS = (
         },
         examples=COGNITO,
         near_misses={
-            "an access token": NearMiss({"token_use": "access", "client_id": "{app_client_id}", "aud": None}),
-            "another app client": NearMiss({"aud": "0therclient1234567890abcd"}),
+            "an access token": NearMiss(
+                {"token_use": "access", "client_id": "{app_client_id}", "aud": None},
+                because="the token lacks a required claim",
+            ),
+            "another app client": NearMiss(
+                {"aud": "0therclient1234567890abcd"}, because="the token is for another audience"
+            ),
         },
         # Cognito has no organizations: a custom attribute names one (ID tokens carry `custom:` attributes),
         # and the user's groups are the roles (`cognito:groups`, in ID and access tokens).
@@ -224,9 +235,12 @@ PROVIDER_ROWS = (
             "namespace": "example.com",
         },
         near_misses={
-            "an ID token (aud: the client id)": NearMiss({"aud": "AbCdEf0123456789AbCdEf0123456789"}),
+            "an ID token (aud: the client id)": NearMiss(
+                {"aud": "AbCdEf0123456789AbCdEf0123456789"}, because="the token is for another audience"
+            ),
             "another API": NearMiss(
-                {"aud": ["https://other.example.com", "https://{tenant}.auth0.com/userinfo"]}
+                {"aud": ["https://other.example.com", "https://{tenant}.auth0.com/userinfo"]},
+                because="the token is for another audience",
             ),
         },
         # auth0.com/docs "Work with Tokens and Organizations": org_id when the user logs in through one;
@@ -266,8 +280,10 @@ PROVIDER_ROWS = (
         },
         examples={"frontend_api": "clerk.example.com"},
         near_misses={
-            "another origin's token": NearMiss({"azp": "https://evil.example.com"}),
-            "no azp": NearMiss({"azp": None}),
+            "another origin's token": NearMiss(
+                {"azp": "https://evil.example.com"}, because="the token was issued to another party"
+            ),
+            "no azp": NearMiss({"azp": None}, because="the token was issued to another party"),
         },
         # clerk.com/docs "Session tokens", v2: the active organization in `o` (`id`, `rol` without the
         # `org:` prefix); v1 tokens carry `org_id` and `org_role` ("org:admin") instead.
@@ -304,8 +320,12 @@ PROVIDER_ROWS = (
         },
         examples={"okta_domain": "example.okta.com"},
         near_misses={
-            "the org authorization server's token": NearMiss({"iss": "https://{okta_domain}"}),
-            "another authorization server's audience": NearMiss({"aud": "api://other"}),
+            "the org authorization server's token": NearMiss(
+                {"iss": "https://{okta_domain}"}, because="the token is from another issuer"
+            ),
+            "another authorization server's audience": NearMiss(
+                {"aud": "api://other"}, because="the token is for another audience"
+            ),
         },
     ),
     # Keycloak access tokens: aud "account", typ "Bearer", azp the client; its certs also list an "enc" key.
@@ -341,8 +361,12 @@ PROVIDER_ROWS = (
         },
         examples={"host": "sso.example.com", "realm": "acme", "client_id": "portal-app"},
         near_misses={
-            "another client's token": NearMiss({"azp": "admin-cli"}),
-            "another realm": NearMiss({"iss": "https://{host}/realms/master"}),
+            "another client's token": NearMiss(
+                {"azp": "admin-cli"}, because="the token was issued to another party"
+            ),
+            "another realm": NearMiss(
+                {"iss": "https://{host}/realms/master"}, because="the token is from another issuer"
+            ),
         },
         # Keycloak's Organizations: the `organization` scope's claim lists the aliases, one when the app
         # asks for `organization:<alias>`; realm roles are the user's in every organization.
@@ -383,8 +407,13 @@ PROVIDER_ROWS = (
         },
         examples={"project_id": "portal-links-demo"},
         near_misses={
-            "another project": NearMiss({"aud": "someone-elses-app"}),
-            "a session cookie": NearMiss({"iss": "https://session.firebase.google.com/{project_id}"}),
+            "another project": NearMiss(
+                {"aud": "someone-elses-app"}, because="the token is for another audience"
+            ),
+            "a session cookie": NearMiss(
+                {"iss": "https://session.firebase.google.com/{project_id}"},
+                because="the token is from another issuer",
+            ),
         },
     ),
     # supabase.com/docs "JWT Signing Keys" (ES256, JWKS URL) and "JWT Claims Reference" (aud authenticated).
@@ -402,8 +431,13 @@ PROVIDER_ROWS = (
         claims=SUPABASE_CLAIMS,
         examples=SUPABASE,
         near_misses={
-            "HS256 with the legacy JWT secret": NearMiss(algorithm="HS256"),
-            "another project": NearMiss({"iss": "https://zyxwvutsrqponmlkjihg.supabase.co/auth/v1"}),
+            "HS256 with the legacy JWT secret": NearMiss(
+                algorithm="HS256", because="the token's algorithm is not accepted"
+            ),
+            "another project": NearMiss(
+                {"iss": "https://zyxwvutsrqponmlkjihg.supabase.co/auth/v1"},
+                because="the token is from another issuer",
+            ),
         },
     ),
     # supabase.com/docs "JWT Signing Keys": the legacy JWT secret signs HS256 (and the anon key).
@@ -419,11 +453,16 @@ PROVIDER_ROWS = (
         claims=SUPABASE_CLAIMS,
         examples=SUPABASE,
         near_misses={
-            "RS256 from a JWKS": NearMiss(algorithm="RS256"),
-            "HS256 signed with the RSA public key": NearMiss(signed_with="the RSA public key"),
-            "another project's secret": NearMiss(signed_with="another secret"),
+            "RS256 from a JWKS": NearMiss(algorithm="RS256", because="the token's algorithm is not accepted"),
+            "HS256 signed with the RSA public key": NearMiss(
+                signed_with="the RSA public key", because="the token's signature is invalid"
+            ),
+            "another project's secret": NearMiss(
+                signed_with="another secret", because="the token's signature is invalid"
+            ),
             "the anon API key": NearMiss(
-                {"iss": "supabase", "ref": "{project_ref}", "role": "anon", "aud": None, "sub": None}
+                {"iss": "supabase", "ref": "{project_ref}", "role": "anon", "aud": None, "sub": None},
+                because="the token lacks a required claim",
             ),
         },
     ),
@@ -465,11 +504,15 @@ PROVIDER_ROWS = (
                     "iss": "https://sts.windows.net/{tenant_id}/",
                     "ver": "1.0",
                     "aud": "api://{application_client_id}",
-                }
+                },
+                because="the token is from another issuer",
             ),
-            "a Microsoft Graph token": NearMiss({"aud": "00000003-0000-0000-c000-000000000000"}),
+            "a Microsoft Graph token": NearMiss(
+                {"aud": "00000003-0000-0000-c000-000000000000"}, because="the token is for another audience"
+            ),
             "another tenant": NearMiss(
-                {"iss": "https://login.microsoftonline.com/ffffffff-0000-cccc-1111-dddd2222eeee/v2.0"}
+                {"iss": "https://login.microsoftonline.com/ffffffff-0000-cccc-1111-dddd2222eeee/v2.0"},
+                because="the token is from another issuer",
             ),
         },
     ),
@@ -478,10 +521,13 @@ PROVIDERS = {provider.name: provider for provider in PROVIDER_ROWS}
 
 COMMON_NEAR_MISSES = {
     "another issuer": NearMiss(
-        {"iss": lambda minted: "https://attacker.example" + urlsplit(minted.issuer).path}
+        {"iss": lambda minted: "https://attacker.example" + urlsplit(minted.issuer).path},
+        because="the token is from another issuer",
     ),
-    "the issuer's slash variant": NearMiss({"iss": lambda minted: slash_variant(minted.issuer)}),
-    "expired": NearMiss({"exp": ago(120)}),
+    "the issuer's slash variant": NearMiss(
+        {"iss": lambda minted: slash_variant(minted.issuer)}, because="the token is from another issuer"
+    ),
+    "expired": NearMiss({"exp": ago(120)}, because="the token has expired"),
 }
 
 
@@ -701,6 +747,8 @@ def test_near_misses_are_refused_and_nothing_is_created(configured, handler, str
     response = handler.request(token=configured.token(miss), accept="application/json")
 
     assert response["statusCode"] == 401, response["body"]
+    assert miss.because, "a near miss names the detail it is refused with"
+    assert problem(response)["detail"] == miss.because
     assert problem(response)["code"] == "unauthenticated"
     assert stripe.requests() == []
     assert rows(aws) == []

@@ -41,12 +41,11 @@ KILL_TARGET = 0.95
 # The security core.
 MODULES = ("redirects", "identity", "flows", "http", "customers", "webhooks")
 # Every test file runs the core through the handlers except these: they check documents, tools or the
-# emulator, run the service in a subprocess (where mutants do not reach), or only wait on slow fakes.
+# emulator, or run the service in a subprocess (where mutants do not reach).
 NOT_FOR_MUTATION = (
     "tests/unit/test_apigw.py",
     "tests/unit/test_chromium_discovery.py",
     "tests/unit/test_configuration.py",
-    "tests/unit/test_deadline.py",
     "tests/unit/test_deployment.py",
     "tests/unit/test_error_codes.py",
     "tests/unit/test_events.py",

@@ -224,17 +224,29 @@ def portal_session(response: dict[str, Any], stripe: StripeEmulator) -> dict[str
     """The portal session an accepted request leads to, asserted as only acceptance answers: a 303 whose
     Location is the newest session the emulator made, or a fetch()'s 200 with that session's URL."""
     assert response["statusCode"] in (200, 303), response["body"]
+    as_api_gateway_reads_it(response)
     session = stripe.sessions()[-1]
     assert session["url"].startswith(f"{stripe.url}/p/session/")
     if response["statusCode"] == 303:
         assert response["headers"]["Location"] == session["url"]
         assert response["body"] == ""
+        assert "Content-Type" not in response["headers"]
     else:
+        assert response["headers"]["Content-Type"] == "application/json"
         assert json.loads(response["body"]) == {"url": session["url"]}
     return session
 
 
+def as_api_gateway_reads_it(response: dict[str, Any]) -> None:
+    """A payload 2.0 response API Gateway passes on as it is: a text body (a base64 flag would have it
+    decoded), headers, and nothing else (no cookies are set)."""
+    assert set(response) == {"statusCode", "headers", "body", "isBase64Encoded"}
+    assert response["isBase64Encoded"] is False
+    assert isinstance(response["body"], str)
+
+
 def problem(response: dict[str, Any]) -> dict[str, Any]:
+    as_api_gateway_reads_it(response)
     assert response["headers"]["Content-Type"] == "application/problem+json"
     body: dict[str, Any] = json.loads(response["body"])
     return body

@@ -85,6 +85,19 @@ def test_fetch_caller_asking_for_json_gets_the_url(handler, identity, stripe):
     assert json.loads(response["body"]) == {"url": session["url"]}
 
 
+@pytest.mark.parametrize(
+    "accept", ["application/problem+json", "application/json;q=0.9, */*;q=0.1", "Application/JSON"]
+)
+def test_a_caller_accepting_json_among_others_gets_json(handler, identity, stripe, accept):
+    accepted = handler.request(token=identity.token("user-1"), accept=accept)
+    refused = handler.request(path="/portal/nonesuch", token=identity.token("user-1"), accept=accept)
+
+    portal_session(accepted, stripe)
+    assert accepted["statusCode"] == 200
+    assert refused["statusCode"] == 404
+    assert problem(refused)["code"] == "unknown_flow"
+
+
 def test_get_link_works_like_the_button(handler, identity, stripe):
     response = handler.request("GET", token=identity.token("user-1"))
 
@@ -366,9 +379,13 @@ class TestJsonErrors:
         assert body["code"] == "unauthenticated"
         assert body["detail"] == "the Authorization header must be 'Bearer <token>'"
 
-    def test_the_bearer_scheme_is_case_insensitive(self, handler, identity, stripe):
+    @pytest.mark.parametrize("scheme", ["bearer ", "BEARER ", "Bearer  "])
+    def test_the_bearer_scheme_is_case_insensitive_and_may_be_followed_by_spaces(
+        self, handler, identity, stripe, scheme
+    ):
+        # RFC 9110 11.4: the scheme, then one or more spaces, then the token
         response = handler.request(
-            headers={"authorization": f"bearer {identity.token('user-1')}"}, accept="application/json"
+            headers={"authorization": scheme + identity.token("user-1")}, accept="application/json"
         )
 
         portal_session(response, stripe)

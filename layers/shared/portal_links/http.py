@@ -54,6 +54,7 @@ MAX_BODY_BYTES = 16 * 1024
 MAX_EVENT_BYTES = 512 * 1024  # Stripe's event payloads stay far below this
 MAX_FIELDS = 32
 SAFE_FETCH_SITES = ("same-origin", "same-site")
+JSON_TYPES = ("application/json", "application/problem+json")  # a fetch() caller asks for one of these
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
@@ -134,8 +135,8 @@ class HttpRequest:
         return self.header("accept-language")
 
     def wants_json(self) -> bool:
-        accept = (self.header("accept") or "").lower()
-        return "application/json" in accept or "application/problem+json" in accept
+        accept = self.header("accept")
+        return accept is not None and any(kind in accept.lower() for kind in JSON_TYPES)
 
     def header(self, name: str) -> str | None:
         headers = self._event.get("headers")
@@ -379,17 +380,8 @@ def answer_webhook(
         if isinstance(error, PortalError) and status < 500:
             problem["detail"] = error.detail
         body = {**problem, "code": code, "correlation_id": correlation_id}
-        return _lambda_response(status, "application/problem+json", body)
-    return _lambda_response(200, "application/json", {"received": True, "action": change.action})
-
-
-def _lambda_response(status: int, content_type: str, body: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "statusCode": status,
-        "headers": {**SECURITY_HEADERS, "Content-Type": content_type},
-        "body": json.dumps(body),
-        "isBase64Encoded": False,
-    }
+        return _response(status, "application/problem+json", json.dumps(body))
+    return _response(200, "application/json", json.dumps({"received": True, "action": change.action}))
 
 
 def _record(entry: ErrorEntry, code: str, error: Exception) -> None:
@@ -419,23 +411,19 @@ def contained(handler: _Handler) -> _Handler:
                 "title": "Internal error",
                 "status": 500,
             }
-            return {
-                "statusCode": 500,
-                "headers": {**SECURITY_HEADERS, "Content-Type": "application/problem+json"},
-                "body": json.dumps({**problem, "code": "internal_error"}),
-                "isBase64Encoded": False,
-            }
+            return _response(
+                500, "application/problem+json", json.dumps({**problem, "code": "internal_error"})
+            )
 
     return guarded  # type: ignore[return-value]
 
 
 def _response(status: int, content_type: str | None, body: str, **headers: str) -> ApiResponse:
-    """A payload 2.0 response, shaped as Powertools' resolver shaped it."""
+    """A payload 2.0 response: a text body (API Gateway would decode a base64 one), and no cookies."""
     content = {"Content-Type": content_type} if content_type else {}
     return {
         "statusCode": status,
         "body": body,
         "isBase64Encoded": False,
         "headers": {**SECURITY_HEADERS, **headers, **content},
-        "cookies": [],
     }

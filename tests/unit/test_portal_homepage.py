@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from local.server import Reply, serve_in_background
 from tests.conftest import APP, TABLE, link_customer, portal_session, problem, rows
 
 SECURITY = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
@@ -489,6 +491,41 @@ class TestStoreFailures:
         assert response["statusCode"] == 503
         assert problem(response)["code"] == "store_unavailable"
         assert response["headers"]["Retry-After"] == "5"
+        assert stripe.requests() == []
+
+    def test_a_table_that_fails_three_reads_is_503_and_nothing_is_created(
+        self, redeploy, handler, identity, stripe
+    ):
+        # Given a DynamoDB that fails twice, then answers after 2.5 s (past the 2 s read timeout), and would
+        # answer at once from then on
+        attempts: list[str | None] = []
+
+        def three_failures(method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+            attempts.append(headers.get("x-amz-target"))
+            json_10 = [("Content-Type", "application/x-amz-json-1.0")]
+            if len(attempts) <= 2:
+                failure = {
+                    "__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
+                    "message": "retry",
+                }
+                return Reply(500, json.dumps(failure).encode(), json_10)
+            if len(attempts) == 3:
+                time.sleep(2.5)
+            return Reply(200, b"{}", json_10)
+
+        table = serve_in_background(three_failures, "dynamodb")
+        try:
+            redeploy(AWS_ENDPOINT_URL_DYNAMODB=f"http://127.0.0.1:{table.server_address[1]}")
+
+            # When a first-time user clicks
+            response = handler.request(token=identity.token("user-1"), accept="application/json")
+        finally:
+            table.stop()
+
+        # Then they hear 503 after the read and its two retries: no fourth read, no customer made
+        assert response["statusCode"] == 503
+        assert problem(response)["code"] == "store_unavailable"
+        assert attempts == ["DynamoDB_20120810.GetItem"] * 3
         assert stripe.requests() == []
 
     def test_unexpected_failure_is_500_with_correlation_id_and_no_detail(

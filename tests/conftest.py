@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import socket
 from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
@@ -214,6 +215,25 @@ def redeploy(env: Callable[..., None], handler: Invoker) -> Callable[..., None]:
         handler.module.portal.cache_clear()
 
     return apply
+
+
+@pytest.fixture
+def silent_endpoint() -> Iterator[str]:
+    """An endpoint that never accepts a connection, as a dropped route looks to a client: its listening
+    socket's queue is full, so the kernel drops each new SYN and the client waits for its connect timeout."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = [socket.socket() for _ in range(3)]
+        try:
+            for filler in fillers:
+                filler.setblocking(False)
+                filler.connect_ex(("127.0.0.1", port))
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            for filler in fillers:
+                filler.close()
 
 
 def link_customer(client: Any, app_user_id: str, customer_id: str) -> None:

@@ -944,6 +944,26 @@ class TestSharedSecretMode:
         )
         assert rows(aws) == []
 
+    def test_a_secrets_manager_that_cannot_be_reached_is_503_within_seconds(
+        self, redeploy, handler, stripe, aws, silent_endpoint
+    ):
+        # Given a Secrets Manager endpoint whose connections are never accepted
+        served = ServedProvider(PROVIDERS["Supabase (legacy JWT secret)"])
+        with served.identity.serving():
+            deploy(served, redeploy, AWS_ENDPOINT_URL_SECRETS_MANAGER=silent_endpoint)
+
+            # When a token arrives
+            started = time.monotonic()
+            response = handler.request(token=served.token(), accept="application/json")
+
+        # Then the user hears 503 after three connection attempts of 2 s each and their back-off (at most
+        # 1 + 2 s), long before API Gateway's 30 s
+        assert response["statusCode"] == 503
+        assert problem(response)["code"] == "identity_provider_unavailable"
+        assert 6.0 <= time.monotonic() - started < 11.0
+        assert stripe.requests() == []
+        assert rows(aws) == []
+
     def test_a_secrets_manager_that_fails_three_reads_is_503(self, redeploy, handler, stripe, aws):
         # Given a Secrets Manager that fails twice, then answers after 3.5 s (past the 3 s read timeout),
         # and would answer at once a fourth time

@@ -528,6 +528,23 @@ class TestStoreFailures:
         assert attempts == ["DynamoDB_20120810.GetItem"] * 3
         assert stripe.requests() == []
 
+    def test_a_table_that_cannot_be_reached_is_503_within_seconds(
+        self, redeploy, handler, identity, stripe, silent_endpoint
+    ):
+        # Given a DynamoDB endpoint whose connections are never accepted
+        redeploy(AWS_ENDPOINT_URL_DYNAMODB=silent_endpoint)
+
+        # When a first-time user clicks
+        started = time.monotonic()
+        response = handler.request(token=identity.token("user-1"), accept="application/json")
+
+        # Then they hear 503 after three connection attempts of a second each and their back-off (at most
+        # 1 + 2 s), long before API Gateway's 30 s
+        assert response["statusCode"] == 503
+        assert problem(response)["code"] == "store_unavailable"
+        assert 3.0 <= time.monotonic() - started < 8.0
+        assert stripe.requests() == []
+
     def test_unexpected_failure_is_500_with_correlation_id_and_no_detail(
         self, handler, identity, aws, caplog
     ):

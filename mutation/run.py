@@ -169,10 +169,16 @@ def mutation_tests() -> list[str]:
 
 
 def staged(modules: list[str]) -> Path:
-    """A fresh `.mutation/`: what the tests need, the package under `src/`, and the pyproject for both."""
+    """A fresh `.mutation/`: what the tests need, the package under `src/`, and the pyproject for both.
+
+    Only the list of tests that killed mutants is kept from a run before: the next run tries them first."""
+    killers = WORK / "killers.txt"
+    lines = killers.read_text().splitlines(keepends=True) if killers.exists() else []
+    learned = "".join(reversed(dict.fromkeys(reversed(lines))))  # each pair once, where it last came
     shutil.rmtree(WORK, ignore_errors=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     WORK.mkdir()
+    killers.write_text(learned)
     for item in STAGED:
         if (ROOT / item).is_dir():
             shutil.copytree(ROOT / item, WORK / item, ignore=ignore)

@@ -6,6 +6,7 @@ import functools
 import json
 import os
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
@@ -217,23 +218,32 @@ def redeploy(env: Callable[..., None], handler: Invoker) -> Callable[..., None]:
     return apply
 
 
+SILENT_SECONDS = 12.0
+
+
 @pytest.fixture
 def silent_endpoint() -> Iterator[str]:
-    """An endpoint that never accepts a connection, as a dropped route looks to a client: its listening
-    socket's queue is full, so the kernel drops each new SYN and the client waits for its connect timeout."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(0)
-        port = listener.getsockname()[1]
-        fillers = [socket.socket() for _ in range(3)]
-        try:
-            for filler in fillers:
-                filler.setblocking(False)
-                filler.connect_ex(("127.0.0.1", port))
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            for filler in fillers:
-                filler.close()
+    """An endpoint that accepts no connection, as a dropped route looks to a client: its listening socket's
+    queue is full, so the kernel drops each new SYN and the client waits for its connect timeout. After
+    SILENT_SECONDS it closes, and a client still trying is refused: one without a timeout fails its test in
+    seconds instead of waiting out the kernel's two minutes of SYN retries."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = [socket.socket() for _ in range(3)]
+    for filler in fillers:
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+    closing = threading.Timer(SILENT_SECONDS, listener.close)
+    closing.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        closing.cancel()
+        listener.close()
+        for filler in fillers:
+            filler.close()
 
 
 def link_customer(client: Any, app_user_id: str, customer_id: str) -> None:

@@ -100,6 +100,24 @@ def test_a_caller_accepting_json_among_others_gets_json(handler, identity, strip
     assert problem(refused)["code"] == "unknown_flow"
 
 
+@pytest.mark.parametrize(
+    "accept",
+    [
+        "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8",  # Chrome
+        "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",  # Firefox
+        "*/*",
+    ],
+)
+def test_a_browser_navigating_is_sent_on_with_a_303(handler, identity, stripe, accept):
+    accepted = handler.request(token=identity.token("user-1"), accept=accept)
+    refused = handler.request(path="/portal/nonesuch", token=identity.token("user-1"), accept=accept)
+
+    portal_session(accepted, stripe)
+    assert accepted["statusCode"] == 303
+    assert refused["statusCode"] == 303
+    assert refused["headers"]["Location"].startswith(APP)
+
+
 def test_get_link_works_like_the_button(handler, identity, stripe):
     response = handler.request("GET", token=identity.token("user-1"))
 

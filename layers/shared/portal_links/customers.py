@@ -165,7 +165,6 @@ class CustomerLink(NamedTuple):
     key: str
     stripe_customer_id: str  # the attribute's name since the first row; it may hold an acct_… id too
     livemode: bool
-    created_at: str = ""  # written for people reading the table; a link read back does not carry it
 
     @property
     def party(self) -> StripeParty:
@@ -184,11 +183,6 @@ class Reservation(NamedTuple):
 
 
 Row = CustomerLink | Reservation
-
-
-def new_link(key: str, stripe_customer_id: str, livemode: bool) -> CustomerLink:
-    created_at = datetime.now(UTC).isoformat(timespec="seconds")
-    return CustomerLink(key, stripe_customer_id, livemode, created_at)
 
 
 class CustomerTable:
@@ -242,7 +236,7 @@ class CustomerTable:
 
     def complete(self, reservation: Reservation, stripe_customer_id: str, livemode: bool) -> Row | None:
         """The reservation becomes a link, unless it was completed or replaced meanwhile (then that)."""
-        link = new_link(reservation.key, stripe_customer_id, livemode)
+        link = CustomerLink(reservation.key, stripe_customer_id, livemode)
         values: dict[str, AttributeValueTypeDef] = {":key": {"S": reservation.creation_key}}
         return link if self._put(_link_item(link), "creation_key = :key", values) else self._stored(link.key)
 
@@ -337,7 +331,8 @@ def _link_item(link: CustomerLink) -> Item:
         KEY: {"S": link.key},
         "stripe_customer_id": {"S": link.stripe_customer_id},
         "livemode": {"BOOL": link.livemode},
-        "created_at": {"S": link.created_at},
+        # when the link was written, for people reading the table; nothing reads it back
+        "created_at": {"S": datetime.now(UTC).isoformat(timespec="seconds")},
     }
 
 

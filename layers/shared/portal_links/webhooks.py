@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-from portal_links.customers import BillingSubject, CustomerLink, CustomerTable, Reservation, new_link
+from portal_links.customers import BillingSubject, CustomerLink, CustomerTable, Reservation
 from portal_links.errors import EventMalformed
 from portal_links.stripe_gateway import CREATION_KEY_FIELD, secrets_in, verified_event
 
@@ -53,7 +53,7 @@ def _metadata(obj: dict[str, Any]) -> dict[str, Any]:
 def _link(table: CustomerTable, subject: BillingSubject, customer: str, livemode: bool, key: Any) -> Change:
     if table.is_buried(customer):
         return Change("ignored", "the customer was deleted")
-    link = new_link(subject.key, customer, livemode)
+    link = CustomerLink(subject.key, customer, livemode)
     stored = table.link_if_absent(link, key if isinstance(key, str) else None)
     if stored is link:
         return Change("linked")

@@ -411,7 +411,7 @@ def test_a_percent_escape_that_is_not_utf8_is_refused_naming_where_it_was(
     response = handler.request(token=identity.token("user-1"), accept="application/json", **request_args)
 
     assert response["statusCode"] == 400
-    body = json.loads(response["body"])
+    body = problem(response)
     assert (body["code"], body["param"]) == ("invalid_parameter", where)
     assert body["detail"] == f"the {where} has a %-escape that is not UTF-8"
     assert stripe.requests() == []

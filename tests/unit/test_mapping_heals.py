@@ -242,6 +242,7 @@ class TestReservations:
         )
 
         assert response["statusCode"] == 502
+        assert problem(response)["code"] == "stripe_rejected"
         [row] = rows(aws)
         assert set(row) == {"app_user_id", "creation_key", "reserved_at", "reserved_by", "reserved_by_email"}
         assert (row["reserved_by"], row["reserved_by_email"]) == ({"S": "user-1"}, {"S": "ann@example.com"})
